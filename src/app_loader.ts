@@ -1,0 +1,78 @@
+// Loads the app a command line names — "path/to/app.ts" (default export) or
+// "path/to/app.ts:name" — and tells a TSGI app from a fetch app.
+
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { toTsgiApp } from "./fetch_adapter.ts";
+import type { App, FetchApp } from "./types.ts";
+
+/** The app could not be loaded; the message says why, in one line. */
+export class AppLoadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "AppLoadError";
+  }
+}
+
+export interface LoadedApp {
+  app: App;
+  kind: "tsgi" | "fetch";
+  /** "path/to/app.ts:name", as given. */
+  spec: string;
+}
+
+/** Splits "file.ts:name" into path and export name; a plain path means "default". */
+export function parseAppSpec(spec: string): { path: string; exportName: string } {
+  const colon = spec.lastIndexOf(":");
+  if (colon > 0) {
+    const name = spec.slice(colon + 1);
+    if (/^[A-Za-z_$][\w$]*$/.test(name)) return { path: spec.slice(0, colon), exportName: name };
+  }
+  return { path: spec, exportName: "default" };
+}
+
+/** Imports the module and returns its app, or throws AppLoadError. */
+export async function loadApp(spec: string): Promise<LoadedApp> {
+  const { path, exportName } = parseAppSpec(spec);
+  const absolute = resolve(path);
+  try {
+    const info = await Deno.stat(absolute);
+    if (!info.isFile) throw new AppLoadError(`App path is not a file: "${path}"`);
+  } catch (error) {
+    if (error instanceof AppLoadError) throw error;
+    throw new AppLoadError(`App file not found: "${path}"`);
+  }
+  let module: Record<string, unknown>;
+  try {
+    module = await import(pathToFileURL(absolute).href);
+  } catch (error) {
+    throw new AppLoadError(`Cannot import "${path}": ${firstLine(error)}`);
+  }
+  if (!(exportName in module)) {
+    throw new AppLoadError(
+      exportName === "default"
+        ? `"${path}" has no default export; name the app as "${path}:name"`
+        : `"${path}" has no export named "${exportName}"`,
+    );
+  }
+  return { ...classify(module[exportName], `${path}:${exportName}`), spec };
+}
+
+/** A function is a TSGI app; an object with fetch() is a fetch app. */
+export function classify(value: unknown, where: string): { app: App; kind: "tsgi" | "fetch" } {
+  if (typeof value === "function") return { app: value as App, kind: "tsgi" };
+  if (
+    value !== null && typeof value === "object" && typeof (value as FetchApp).fetch === "function"
+  ) {
+    return { app: toTsgiApp(value as FetchApp), kind: "fetch" };
+  }
+  throw new AppLoadError(
+    `${where} is not an app: expected a function (TSGI app) or an object with fetch() ` +
+      `(fetch app), got ${value === null ? "null" : typeof value}`,
+  );
+}
+
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split("\n")[0];
+}

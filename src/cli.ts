@@ -1,0 +1,143 @@
+// The command line: parses flags from the settings table, loads the app, serves it, and
+// turns SIGINT/SIGTERM into a graceful stop. Usage errors are one line and exit status 2.
+
+import { parseArgs } from "node:util";
+import { AppLoadError, loadApp } from "./app_loader.ts";
+import { ErrorLog } from "./log.ts";
+import { serve, urlOf } from "./serve.ts";
+import { type Config, ConfigError, defaultConfig, SETTINGS } from "./settings.ts";
+import { VERSION } from "./version.ts";
+
+const USAGE = "Usage: tsgi APP [options]   (APP: path/to/app.ts or path/to/app.ts:name)";
+
+/** What the command line asked for. */
+export type Command =
+  | { kind: "help" }
+  | { kind: "version" }
+  | { kind: "serve"; app: string; config: Config };
+
+/** Parses argv; throws ConfigError with a one-line message for anything wrong. */
+export function parseCommandLine(args: string[]): Command {
+  const options: Record<
+    string,
+    { type: "string" | "boolean"; short?: string; multiple?: boolean }
+  > = {
+    help: { type: "boolean", short: "h" },
+    version: { type: "boolean" },
+  };
+  for (const s of SETTINGS) {
+    options[s.flag] = { type: "string", multiple: s.multiple === true };
+    if (s.short) options[s.flag].short = s.short;
+  }
+
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new ConfigError(shortParseError(error));
+  }
+  const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  if (values.help) return { kind: "help" };
+  if (values.version) return { kind: "version" };
+  if (parsed.positionals.length === 0) throw new ConfigError("missing APP (e.g. apps/hello.ts)");
+  if (parsed.positionals.length > 1) {
+    throw new ConfigError(
+      `expected one APP, got ${parsed.positionals.length}: ${parsed.positionals.join(" ")}`,
+    );
+  }
+  const config = defaultConfig() as unknown as Record<string, unknown>;
+  for (const s of SETTINGS) {
+    const raw = values[s.flag];
+    if (raw === undefined) continue;
+    config[s.key] = Array.isArray(raw)
+      ? raw.map((r) => s.parse(r, s.flag))
+      : s.parse(raw as string, s.flag);
+  }
+  return { kind: "serve", app: parsed.positionals[0], config: config as unknown as Config };
+}
+
+function shortParseError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  // node's messages add advice about "--" that does not help here.
+  return message.split(". To specify")[0].replace(/^Unknown option/, "unknown option")
+    .replace(/^Option '(.*?)' argument missing/, "option '$1' needs a value");
+}
+
+/** The --help text, generated from the settings table. */
+export function helpText(): string {
+  const lines = [USAGE, "", "Options:"];
+  for (const s of SETTINGS) {
+    const flag = `${s.short ? `-${s.short}, ` : "    "}--${s.flag} ${s.metavar}`;
+    const shown = s.default === "" ? "none" : s.default;
+    lines.push(`  ${flag.padEnd(38)} ${s.help} (default: ${shown})`);
+  }
+  lines.push(`  ${"-h, --help".padEnd(38)} Show this help and exit.`);
+  lines.push(`  ${"    --version".padEnd(38)} Show the version and exit.`);
+  return lines.join("\n");
+}
+
+/** Runs the CLI; resolves with the exit status. */
+export async function main(args: string[]): Promise<number> {
+  let command: Command;
+  try {
+    command = parseCommandLine(args);
+  } catch (error) {
+    return usageError(error);
+  }
+  if (command.kind === "help") {
+    console.log(helpText());
+    return 0;
+  }
+  if (command.kind === "version") {
+    console.log(`tsgi ${VERSION} (deno ${Deno.version.deno})`);
+    return 0;
+  }
+  return await serveCommand(command.app, command.config);
+}
+
+function usageError(error: unknown): number {
+  if (!(error instanceof ConfigError || error instanceof AppLoadError)) throw error;
+  console.error(`tsgi: ${error.message}`);
+  if (error instanceof ConfigError) console.error("Run 'tsgi --help' for the options.");
+  return 2;
+}
+
+async function serveCommand(spec: string, config: Config): Promise<number> {
+  const errorLog = new ErrorLog(config.logLevel);
+  let loaded;
+  try {
+    loaded = await loadApp(spec);
+  } catch (error) {
+    return usageError(error);
+  }
+  let handle;
+  try {
+    handle = serve(loaded.app, { ...config, errorLog });
+  } catch (error) {
+    console.error(`tsgi: cannot listen: ${error instanceof Error ? error.message : error}`);
+    return 1;
+  }
+  for (const addr of handle.addrs) console.error(`Listening on ${urlOf(addr)}`);
+  errorLog.debug(`Serving ${loaded.kind} app ${loaded.spec}`);
+  await stopOnSignals(handle.shutdown, errorLog);
+  return 0;
+}
+
+/** Resolves once a signal has stopped the server; a second signal stops it at once. */
+function stopOnSignals(shutdown: () => Promise<void>, log: ErrorLog): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: Deno.Signal) => () => {
+      if (stopping) {
+        log.warning(`${signal} again: stopping now`);
+        Deno.exit(0);
+      }
+      stopping = true;
+      log.info(`${signal}: stopping gracefully`);
+      shutdown().then(resolve);
+    };
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(signal, onSignal(signal));
+    }
+  });
+}

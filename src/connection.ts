@@ -1,0 +1,334 @@
+// One client connection: read a head, build the environ, call the app, write the response,
+// and again while keep-alive holds. Its state (idle, reading a head, active, closed) and its
+// deadline are read by the server's sweeper, which is what enforces the timeouts.
+
+import { buildEnviron, type ConnectionInfo, type EnvironDefaults } from "./environ.ts";
+import { AppError, HttpError } from "./errors.ts";
+import { ClientGoneError, EMPTY_INPUT, RequestInput } from "./input.ts";
+import type { AccessLog, ErrorLog } from "./log.ts";
+import { OutputBuffer, WriteFailedError } from "./output.ts";
+import {
+  BodyKind,
+  type HeadLimits,
+  HeadScanner,
+  parseRequestHead,
+  type RequestHead,
+} from "./parser.ts";
+import { ResponseWriter } from "./response.ts";
+import type { App, Body, Environ } from "./types.ts";
+
+/** Everything a connection needs from its server, shared by all connections. */
+export interface Engine {
+  app: App;
+  limits: HeadLimits;
+  /** Largest request body in bytes; 0 for no limit. */
+  maxBodySize: number;
+  keepAliveMs: number;
+  headerTimeoutMs: number;
+  errorLog: ErrorLog;
+  accessLog: AccessLog | null;
+  environ: EnvironDefaults;
+  /** Set when the server is stopping: finish the current request, then close. */
+  draining: boolean;
+}
+
+export const enum ConnState {
+  /** Waiting for the first byte of a request. */
+  Idle,
+  /** Some of a head has come in. */
+  ReadingHead,
+  /** A request is being served. */
+  Active,
+  Closed,
+}
+
+const INITIAL_READ_BUFFER = 16 * 1024;
+const BODY_READ_BUFFER = 64 * 1024;
+/** An unread body up to this size is read and dropped to keep the connection; past it, close. */
+const DRAIN_LIMIT = 256 * 1024;
+const encoder = new TextEncoder();
+const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
+
+export class Connection {
+  buf: Uint8Array = new Uint8Array(INITIAL_READ_BUFFER);
+  start = 0;
+  end = 0;
+  state: ConnState = ConnState.Idle;
+  /** When the current state's time runs out (ms since the epoch); Infinity for none. */
+  deadline: number;
+  readonly info: ConnectionInfo;
+
+  readonly #conn: Deno.Conn;
+  readonly #engine: Engine;
+  readonly #out: OutputBuffer;
+  readonly #scanner = new HeadScanner();
+  #requests = 0;
+
+  constructor(conn: Deno.Conn, engine: Engine, info: ConnectionInfo) {
+    this.#conn = conn;
+    this.#engine = engine;
+    this.info = info;
+    this.#out = new OutputBuffer(conn);
+    this.deadline = Date.now() + engine.headerTimeoutMs;
+  }
+
+  /** Serves requests until the connection ends. Never throws. */
+  async run(): Promise<void> {
+    try {
+      while (this.state !== ConnState.Closed) {
+        const head = await this.#readHead();
+        if (head === null) break;
+        if (head instanceof HttpError) {
+          await this.#refuse(head);
+          break;
+        }
+        if (!(await this.#serve(head))) break;
+      }
+      if (this.state !== ConnState.Closed) await this.#out.flush();
+    } catch (error) {
+      if (!(error instanceof WriteFailedError)) {
+        this.#engine.errorLog.error("Connection failed", error);
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Closes the socket; a pending read or write then fails, which ends run(). */
+  close(): void {
+    if (this.state === ConnState.Closed) return;
+    this.state = ConnState.Closed;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the peer or by a failed write.
+    }
+  }
+
+  /** The sweeper's call when `deadline` has passed. */
+  expire(): void {
+    if (this.state === ConnState.ReadingHead) {
+      this.#engine.errorLog.info(`Request head not received in time from ${this.info.remoteAddr}`);
+    }
+    this.close();
+  }
+
+  /** Reads more bytes into buf; false at end of stream or when the socket was closed. */
+  async fill(): Promise<boolean> {
+    if (this.#out.length > 0) await this.#out.flush();
+    this.#makeRoom();
+    let n: number | null;
+    try {
+      n = await this.#conn.read(this.buf.subarray(this.end));
+    } catch {
+      n = null;
+    }
+    if (n === null) return false;
+    this.end += n;
+    return true;
+  }
+
+  async sendContinue(): Promise<void> {
+    await this.#out.append(CONTINUE);
+    await this.#out.flush();
+  }
+
+  #makeRoom(): void {
+    if (this.start === this.end) this.start = this.end = 0;
+    if (this.end < this.buf.length) return;
+    const used = this.end - this.start;
+    if (this.start > 0 && used <= this.buf.length / 2) {
+      this.buf.copyWithin(0, this.start, this.end);
+    } else {
+      const grown = new Uint8Array(this.buf.length * 2);
+      grown.set(this.buf.subarray(this.start, this.end));
+      this.buf = grown;
+    }
+    this.start = 0;
+    this.end = used;
+  }
+
+  /** The next request head; null when the connection ended cleanly between requests. */
+  async #readHead(): Promise<RequestHead | HttpError | null> {
+    const engine = this.#engine;
+    const scanner = this.#scanner;
+    scanner.reset();
+    if (this.#requests > 0) {
+      this.state = ConnState.Idle;
+      this.deadline = Date.now() + engine.keepAliveMs;
+    }
+    while (true) {
+      if (this.end > this.start) {
+        const length = scanner.scan(this.buf, this.start, this.end, engine.limits);
+        if (length instanceof HttpError) return length;
+        if (length > 0) {
+          const headStart = this.start + scanner.leading;
+          this.start += length;
+          return parseRequestHead(this.buf, headStart, this.start);
+        }
+        if (this.state === ConnState.Idle) {
+          this.state = ConnState.ReadingHead;
+          this.deadline = Date.now() + engine.headerTimeoutMs;
+        }
+      }
+      if (engine.draining && this.state === ConnState.Idle) return null;
+      if (!(await this.fill())) return null;
+    }
+  }
+
+  /** Answers a malformed request with its status and closes: the stream cannot be trusted. */
+  async #refuse(error: HttpError): Promise<void> {
+    this.state = ConnState.Active;
+    const engine = this.#engine;
+    engine.errorLog.info(`${error.status} ${error.message} from ${this.info.remoteAddr}`);
+    const response = new ResponseWriter(this.#out, { method: "GET", minor: 1, keepAlive: false });
+    response.writeErrorResponse(error.status, true);
+    this.#logAccess("-", "-", "-", response, performance.now(), undefined);
+    await this.#out.flush();
+  }
+
+  /** Serves one request; true when the connection may carry another. */
+  async #serve(head: RequestHead): Promise<boolean> {
+    const engine = this.#engine;
+    this.state = ConnState.Active;
+    this.deadline = Infinity;
+    this.#requests++;
+    const began = performance.now();
+    const input = head.bodyKind === BodyKind.None ? null : this.#openInput(head);
+    if (input instanceof HttpError) return this.#serveError(head, input, began);
+    const environ = buildEnviron(head, this.info, engine.environ, input ?? EMPTY_INPUT);
+    if (environ instanceof HttpError) return this.#serveError(head, environ, began);
+    const response = new ResponseWriter(this.#out, {
+      method: head.method,
+      minor: head.minor,
+      keepAlive: head.keepAlive && !engine.draining,
+    });
+    await this.#callApp(environ, response);
+    const reusable = response.keepAlive && (input === null || await this.#finishInput(input));
+    this.#logAccess(head.method, head.target, protocolOf(head), response, began, environ);
+    // Responses to pipelined requests leave together; the last one is flushed before reading.
+    if (this.start === this.end || !reusable) await this.#out.flush();
+    return reusable && !engine.draining;
+  }
+
+  #openInput(head: RequestHead): RequestInput | HttpError {
+    const max = this.#engine.maxBodySize;
+    if (head.bodyKind === BodyKind.Length && max > 0 && head.contentLength > max) {
+      return new HttpError(413, "Request body too large");
+    }
+    if (this.buf.length < BODY_READ_BUFFER) this.#growReadBuffer();
+    return new RequestInput(this, head, max, this.#engine.limits);
+  }
+
+  #growReadBuffer(): void {
+    const grown = new Uint8Array(BODY_READ_BUFFER);
+    grown.set(this.buf.subarray(this.start, this.end));
+    this.end -= this.start;
+    this.start = 0;
+    this.buf = grown;
+  }
+
+  async #callApp(environ: Environ, response: ResponseWriter): Promise<void> {
+    let body: Body | undefined;
+    try {
+      const result = this.#engine.app(environ, response.startResponse);
+      if (result instanceof Promise) {
+        await this.#out.flush();
+        body = await result;
+      } else body = result;
+      await response.send(body);
+    } catch (error) {
+      await this.#appFailed(error, response);
+    } finally {
+      if (body !== undefined) this.#closeBody(body);
+    }
+  }
+
+  /** TSGI.md: close() is called exactly once, however the response ended. */
+  #closeBody(body: Body): void {
+    const close = (body as { close?: unknown })?.close;
+    if (typeof close !== "function") return;
+    try {
+      const result = close.call(body);
+      if (result instanceof Promise) {
+        result.catch((error) => this.#engine.errorLog.error("Body close() failed", error));
+      }
+    } catch (error) {
+      this.#engine.errorLog.error("Body close() failed", error);
+    }
+  }
+
+  async #appFailed(error: unknown, response: ResponseWriter): Promise<void> {
+    const log = this.#engine.errorLog;
+    if (error instanceof WriteFailedError || error instanceof ClientGoneError) {
+      log.debug(`${error.message} (${this.info.remoteAddr})`);
+      this.close();
+      return;
+    }
+    const status = error instanceof HttpError ? error.status : 500;
+    if (error instanceof HttpError) {
+      log.info(`${status} ${error.message} from ${this.info.remoteAddr}`);
+    } else if (error instanceof AppError) log.error(`App error: ${error.message}`);
+    else log.error("App raised an exception", error);
+    // A body error means the stream is out of step; after our own 500 it is still in step.
+    const closeAfter = error instanceof HttpError;
+    if (!response.writeErrorResponse(status, closeAfter)) {
+      log.error("Response aborted: the app failed after its head was sent");
+      response.keepAlive = false;
+      // Earlier pipelined responses are whole and go out; this one ends short, and the
+      // close tells the client so.
+      await this.#out.flush().catch(() => {});
+      this.close();
+    }
+  }
+
+  /** After the response: reach the end of the body, or give up the connection. */
+  async #finishInput(input: RequestInput): Promise<boolean> {
+    if (input.failure) return false;
+    if (input.finished) return true;
+    // The client was never told to send its body: it may or may not, so the stream is lost.
+    if (!input.bodyRequested) return false;
+    const remaining = input.remainingOnWire;
+    if (remaining > DRAIN_LIMIT) return false;
+    return await input.drain(DRAIN_LIMIT);
+  }
+
+  #serveError(head: RequestHead, error: HttpError, began: number): Promise<boolean> {
+    this.#engine.errorLog.info(`${error.status} ${error.message} from ${this.info.remoteAddr}`);
+    const response = new ResponseWriter(this.#out, {
+      method: head.method,
+      minor: head.minor,
+      keepAlive: false,
+    });
+    response.writeErrorResponse(error.status, true);
+    this.#logAccess(head.method, head.target, protocolOf(head), response, began, undefined);
+    return this.#out.flush().then(() => false);
+  }
+
+  #logAccess(
+    method: string,
+    target: string,
+    protocol: string,
+    response: ResponseWriter,
+    began: number,
+    env: Environ | undefined,
+  ): void {
+    const accessLog = this.#engine.accessLog;
+    if (accessLog === null) return;
+    accessLog.write({
+      remoteAddr: this.info.remoteAddr,
+      method,
+      target,
+      protocol,
+      status: response.status,
+      bytesSent: response.bodyBytes,
+      referer: env?.HTTP_REFERER as string | undefined,
+      userAgent: env?.HTTP_USER_AGENT as string | undefined,
+      duration: (performance.now() - began) / 1000,
+    });
+  }
+}
+
+function protocolOf(head: RequestHead): string {
+  return head.minor === 1 ? "HTTP/1.1" : "HTTP/1.0";
+}

@@ -1,0 +1,122 @@
+// The connection's write side: small pieces (heads, small chunks, pipelined responses) are
+// gathered in one reused buffer and leave in one write; large bodies go out as they are.
+
+/** What the output writes to: a Deno.Conn, or anything with the same write. */
+export interface Writer {
+  write(bytes: Uint8Array): Promise<number>;
+}
+
+/** Raised when writing to the client fails: it has gone, and nothing more can be sent. */
+export class WriteFailedError extends Error {
+  constructor(cause: unknown) {
+    super(`Writing to the client failed: ${(cause as Error)?.message ?? String(cause)}`);
+    this.name = "WriteFailedError";
+  }
+}
+
+const INITIAL_SIZE = 16 * 1024;
+/** Past this a chunk is written directly rather than copied into the buffer. */
+const COPY_LIMIT = 64 * 1024;
+
+const encoder = new TextEncoder();
+
+export class OutputBuffer {
+  readonly #writer: Writer;
+  #buf: Uint8Array = new Uint8Array(INITIAL_SIZE);
+  #spare: Uint8Array | null = null;
+  #len = 0;
+  #inFlight: Promise<void> | null = null;
+  /** Bytes handed to the socket so far. */
+  written = 0;
+
+  constructor(writer: Writer) {
+    this.#writer = writer;
+  }
+
+  /** Bytes buffered and not yet written. */
+  get length(): number {
+    return this.#len;
+  }
+
+  /**
+   * Appends a string of code points below 256 (a response head). `latin1` says whether any is
+   * above 127, in which case each becomes one byte, as HTTP fields are (RFC 9110 §5.5).
+   */
+  appendText(s: string, latin1: boolean): void {
+    this.#reserve(latin1 ? s.length : s.length * 3);
+    if (!latin1) {
+      this.#len += encoder.encodeInto(s, this.#buf.subarray(this.#len)).written;
+      return;
+    }
+    const buf = this.#buf;
+    let len = this.#len;
+    for (let i = 0; i < s.length; i++) buf[len++] = s.charCodeAt(i);
+    this.#len = len;
+  }
+
+  /** Appends bytes; a large piece flushes what is buffered and is written on its own. */
+  append(bytes: Uint8Array): Promise<void> | undefined {
+    if (bytes.length <= COPY_LIMIT) {
+      this.#reserve(bytes.length);
+      this.#buf.set(bytes, this.#len);
+      this.#len += bytes.length;
+      return this.#len >= COPY_LIMIT ? this.flush() : undefined;
+    }
+    return this.#flushThen(bytes);
+  }
+
+  /**
+   * Writes everything buffered. Writes never overlap: a flush waits for the one in flight,
+   * and what is appended meanwhile goes into the other of two buffers.
+   */
+  async flush(): Promise<void> {
+    while (this.#inFlight) await this.#inFlight;
+    if (this.#len === 0) return;
+    const full = this.#buf.subarray(0, this.#len);
+    this.#buf = this.#spare ?? new Uint8Array(INITIAL_SIZE);
+    this.#spare = full.length > 4 * COPY_LIMIT ? null : new Uint8Array(full.buffer);
+    this.#len = 0;
+    const write = this.#writeAll(full);
+    this.#inFlight = write;
+    try {
+      await write;
+    } finally {
+      this.#inFlight = null;
+    }
+  }
+
+  async #flushThen(bytes: Uint8Array): Promise<void> {
+    await this.flush();
+    while (this.#inFlight) await this.#inFlight;
+    const write = this.#writeAll(bytes);
+    this.#inFlight = write;
+    try {
+      await write;
+    } finally {
+      this.#inFlight = null;
+    }
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    let done = 0;
+    try {
+      while (done < bytes.length) {
+        done += await this.#writer.write(done === 0 ? bytes : bytes.subarray(done));
+      }
+    } catch (error) {
+      throw new WriteFailedError(error);
+    } finally {
+      this.written += done;
+    }
+  }
+
+  #reserve(n: number): void {
+    const need = this.#len + n;
+    if (need <= this.#buf.length) return;
+    let size = this.#buf.length * 2;
+    while (size < need) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.#buf.subarray(0, this.#len));
+    this.#buf = grown;
+  }
+}

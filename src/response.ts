@@ -1,0 +1,371 @@
+// The response side of one request: `startResponse` as TSGI.md defines it, the checks on what
+// the app sends, the framing (Content-Length, chunked, or close), and the body's bytes.
+
+import { httpDate } from "./clock.ts";
+import { AppError, STATUS_TEXT } from "./errors.ts";
+import { FIELD_CHAR, TCHAR } from "./grammar.ts";
+import type { OutputBuffer } from "./output.ts";
+import type { Body, Chunk, StartResponse } from "./types.ts";
+
+/** What the writer needs to know of the request it answers. */
+export interface RequestFacts {
+  method: string;
+  minor: number;
+  /** The client allows keep-alive and the server is willing. */
+  keepAlive: boolean;
+}
+
+/** Header names the server owns (RFC 9110 §7.6.1, PEP 3333's hop-by-hop list). */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+]);
+
+const encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+const CRLF = encoder.encode("\r\n");
+
+/**
+ * One response. Created per request; `startResponse` is handed to the app, then `send()` is
+ * given what the app returned.
+ */
+export class ResponseWriter {
+  readonly startResponse: StartResponse;
+  /** Whether the connection can serve another request after this response. */
+  keepAlive: boolean;
+  /** The status sent, or 0 before the head went out. */
+  status = 0;
+  /** Body bytes produced for the wire (after framing decisions; HEAD counts none). */
+  bodyBytes = 0;
+
+  readonly #out: OutputBuffer;
+  readonly #request: RequestFacts;
+  #statusLine = "";
+  #statusCode = 0;
+  #headers: [string, string][] | null = null;
+  #latin1 = false;
+  /** The app's Content-Length, or -1. */
+  #declaredLength = -1;
+  #headSent = false;
+  #chunked = false;
+  #noBody = false;
+  #legacy: Uint8Array[] = [];
+
+  constructor(out: OutputBuffer, request: RequestFacts) {
+    this.#out = out;
+    this.#request = request;
+    this.keepAlive = request.keepAlive;
+    this.startResponse = (status, headers, excInfo) => this.#start(status, headers, excInfo);
+  }
+
+  /** True once any byte of the response head has been produced. */
+  get headSent(): boolean {
+    return this.#headSent;
+  }
+
+  #start(status: string, headers: [string, string][], excInfo?: unknown) {
+    if (this.#headers !== null) {
+      if (excInfo === undefined || excInfo === null) {
+        throw new AppError("startResponse() called a second time without excInfo");
+      }
+      // TSGI.md: once bytes are out the status cannot change; the app's error goes on.
+      if (this.#headSent) throw excInfo;
+    }
+    const code = checkStatus(status);
+    this.#declaredLength = -1;
+    this.#latin1 = false;
+    this.#headers = this.#checkHeaders(headers);
+    this.#statusLine = status;
+    this.#statusCode = code;
+    return (chunk: Chunk) => this.#legacyWrite(chunk);
+  }
+
+  #checkHeaders(headers: [string, string][]): [string, string][] {
+    if (!Array.isArray(headers)) throw new AppError("startResponse() headers must be an array");
+    for (const pair of headers) {
+      if (!Array.isArray(pair) || pair.length !== 2) {
+        throw new AppError("startResponse() headers must be [name, value] pairs");
+      }
+      const [name, value] = pair;
+      if (typeof name !== "string" || !isTokenString(name)) {
+        throw new AppError(`Invalid response header name ${JSON.stringify(name)}`);
+      }
+      if (typeof value !== "string") {
+        throw new AppError(`Response header "${name}" has a value that is not a string`);
+      }
+      const kind = fieldValueKind(value);
+      if (kind === INVALID) {
+        throw new AppError(`Response header "${name}" has CR, LF, NUL or another control`);
+      }
+      if (kind === LATIN1) this.#latin1 = true;
+      this.#checkSpecialHeader(name, value);
+    }
+    return headers;
+  }
+
+  #checkSpecialHeader(name: string, value: string): void {
+    const n = name.length;
+    if (n !== 2 && n !== 7 && n !== 10 && n !== 14 && n !== 16 && n !== 17) return;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      throw new AppError(`Response header "${name}" is hop-by-hop: the server sets it`);
+    }
+    if (lower === "content-length") {
+      const length = parseDecimal(value);
+      if (length < 0) throw new AppError(`Invalid response Content-Length "${value}"`);
+      if (this.#declaredLength >= 0) throw new AppError("Repeated response Content-Length");
+      this.#declaredLength = length;
+    }
+  }
+
+  #legacyWrite(chunk: Chunk): void {
+    if (this.#headers === null) throw new AppError("write() called before startResponse()");
+    this.#legacy.push(toBytes(chunk));
+  }
+
+  /**
+   * Sends what the app returned, then finishes the response. Throws AppError for a body that
+   * breaks the contract and WriteFailedError (output.ts) when the client cannot be written to.
+   */
+  async send(body: Body): Promise<void> {
+    if (Array.isArray(body)) return await this.#sendArray(body);
+    if (body !== null && typeof body === "object") {
+      if (Symbol.asyncIterator in body) return await this.#sendAsync(body as AsyncIterable<Chunk>);
+      if (Symbol.iterator in body) return await this.#sendSync(body as Iterable<Chunk>);
+    }
+    if (typeof body === "string") throw new AppError("App returned a string; return [string]");
+    throw new AppError(`App returned ${describe(body)}, which is not an iterable body`);
+  }
+
+  /** The common case: every chunk is known, so the length can be too. */
+  async #sendArray(body: Chunk[]): Promise<void> {
+    const chunks: Uint8Array[] = this.#legacy;
+    this.#legacy = [];
+    let total = 0;
+    for (const chunk of body) {
+      const bytes = toBytes(chunk);
+      total += bytes.length;
+      chunks.push(bytes);
+    }
+    this.#requireStarted();
+    if (!this.#headSent) this.#writeHead(total);
+    for (const bytes of chunks) await this.#writeBody(bytes);
+    await this.#finish();
+  }
+
+  async #sendSync(body: Iterable<Chunk>): Promise<void> {
+    for (const chunk of body) {
+      const pending = this.#writeChunk(toBytes(chunk));
+      if (pending) await pending;
+    }
+    await this.#finish();
+  }
+
+  async #sendAsync(body: AsyncIterable<Chunk>): Promise<void> {
+    for await (const chunk of body) {
+      const pending = this.#writeChunk(toBytes(chunk));
+      if (pending) await pending;
+      // TSGI.md: each chunk is sent as it comes.
+      await this.#flush();
+    }
+    await this.#finish();
+  }
+
+  #writeChunk(bytes: Uint8Array): Promise<void> | undefined {
+    if (this.#legacy.length > 0) return this.#writeLegacyThen(bytes);
+    if (bytes.length === 0) return undefined;
+    this.#requireStarted();
+    if (!this.#headSent) this.#writeHead(-1);
+    return this.#writeBody(bytes);
+  }
+
+  async #writeLegacyThen(bytes: Uint8Array): Promise<void> {
+    const legacy = this.#legacy;
+    this.#legacy = [];
+    for (const piece of legacy) await this.#writeChunk(piece);
+    await this.#writeChunk(bytes);
+  }
+
+  /** Ends the body: flushes legacy writes, sends an empty body's head, the last chunk. */
+  async #finish(): Promise<void> {
+    if (this.#legacy.length > 0) await this.#writeLegacyThen(EMPTY);
+    this.#requireStarted();
+    if (!this.#headSent) this.#writeHead(0);
+    if (this.#chunked) {
+      this.#out.appendText("0\r\n\r\n", false);
+    } else if (
+      this.#declaredLength >= 0 && !this.#noBody && this.bodyBytes < this.#declaredLength
+    ) {
+      this.keepAlive = false;
+      throw new AppError(
+        `Body shorter than its Content-Length (${this.bodyBytes} of ${this.#declaredLength} bytes)`,
+      );
+    }
+  }
+
+  #requireStarted(): void {
+    if (this.#headers === null) throw new AppError("App returned a body without startResponse()");
+  }
+
+  /**
+   * Writes the head. `knownLength` is the whole body's length when the server knows it, or -1.
+   * Decides the framing: the app's Content-Length, ours, chunked, or close at the end.
+   */
+  #writeHead(knownLength: number): void {
+    const code = this.#statusCode;
+    const request = this.#request;
+    this.#noBody = request.method === "HEAD" || code === 204 || code === 304;
+    let head = "HTTP/1.1 " + this.#statusLine + "\r\n";
+    const headers = this.#headers as [string, string][];
+    for (let i = 0; i < headers.length; i++) {
+      const [name, value] = headers[i];
+      // RFC 9110 §8.6: no Content-Length on 204.
+      if (code === 204 && this.#declaredLength >= 0 && name.length === 14) continue;
+      head += name + ": " + value + "\r\n";
+    }
+    head += "Date: " + httpDate() + "\r\n";
+    head += this.#framingHeaders(knownLength);
+    this.#out.appendText(head + "\r\n", this.#latin1);
+    this.#headSent = true;
+    this.status = code;
+  }
+
+  #framingHeaders(knownLength: number): string {
+    let fields = "";
+    if (this.#declaredLength < 0 && !(this.#noBody && this.#request.method !== "HEAD")) {
+      if (knownLength >= 0) {
+        fields = "Content-Length: " + knownLength + "\r\n";
+        this.#declaredLength = knownLength;
+      } else if (this.#request.minor === 1) {
+        if (!this.#noBody) {
+          fields = "Transfer-Encoding: chunked\r\n";
+          this.#chunked = true;
+        }
+      } else if (!this.#noBody) {
+        // HTTP/1.0 without a length: the end of the connection ends the body.
+        this.keepAlive = false;
+      }
+    }
+    if (!this.keepAlive) fields += "Connection: close\r\n";
+    else if (this.#request.minor === 0) fields += "Connection: keep-alive\r\n";
+    return fields;
+  }
+
+  #writeBody(bytes: Uint8Array): Promise<void> | undefined {
+    if (this.#noBody) return undefined;
+    const declared = this.#declaredLength;
+    if (declared >= 0 && !this.#chunked && this.bodyBytes + bytes.length > declared) {
+      return this.#overflow(bytes, declared);
+    }
+    this.bodyBytes += bytes.length;
+    if (!this.#chunked) return this.#out.append(bytes);
+    this.#out.appendText(bytes.length.toString(16) + "\r\n", false);
+    const pending = this.#out.append(bytes);
+    if (pending) return pending.then(() => void this.#out.append(CRLF));
+    return this.#out.append(CRLF);
+  }
+
+  /** Sends up to the declared length and fails: the stream stays well framed, then closes. */
+  async #overflow(bytes: Uint8Array, declared: number): Promise<void> {
+    const room = declared - this.bodyBytes;
+    if (room > 0) await this.#out.append(bytes.subarray(0, room));
+    this.bodyBytes = declared;
+    this.keepAlive = false;
+    throw new AppError(`Body longer than its Content-Length (${declared} bytes)`);
+  }
+
+  #flush(): Promise<void> {
+    return this.#out.flush();
+  }
+
+  /**
+   * The response for an app that failed before sending anything: a short 500 (or the status
+   * its error carries) with a generic body. Returns false when the head had already gone out,
+   * in which case the only honest thing left is to abort the connection.
+   */
+  writeErrorResponse(status: number, closeAfter: boolean): boolean {
+    if (this.#headSent) return false;
+    const reason = STATUS_TEXT[status] ?? "Error";
+    const body = reason + "\n";
+    this.keepAlive = this.keepAlive && !closeAfter;
+    this.#out.appendText(
+      `HTTP/1.1 ${status} ${reason}\r\nDate: ${httpDate()}\r\n` +
+        `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n` +
+        (this.keepAlive ? "" : "Connection: close\r\n") + "\r\n" +
+        (this.#request.method === "HEAD" ? "" : body),
+      false,
+    );
+    this.#headSent = true;
+    this.status = status;
+    this.bodyBytes = this.#request.method === "HEAD" ? 0 : body.length;
+    return true;
+  }
+}
+
+/** "200 OK": three digits from 200 to 599, a space, a reason without controls. */
+function checkStatus(status: string): number {
+  if (typeof status !== "string" || status.length < 4 || status.charCodeAt(3) !== 0x20) {
+    throw new AppError(`Invalid status ${JSON.stringify(status)}: expected "200 OK" form`);
+  }
+  const code = parseDecimal(status.slice(0, 3));
+  if (code < 100 || code > 599) throw new AppError(`Invalid status code in "${status}"`);
+  if (code < 200) throw new AppError(`Status "${status}" is informational, not a final status`);
+  if (fieldValueKind(status) === INVALID) {
+    throw new AppError(`Status ${JSON.stringify(status)} holds a control character`);
+  }
+  return code;
+}
+
+function parseDecimal(s: string): number {
+  if (s.length === 0 || s.length > 15) return -1;
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+function isTokenString(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f || TCHAR[c] === 0) return false;
+  }
+  return true;
+}
+
+const ASCII = 0;
+const LATIN1 = 1;
+const INVALID = 2;
+
+/** Whether a field value is plain ASCII, needs Latin-1 bytes, or cannot be sent at all. */
+function fieldValueKind(s: string): number {
+  let kind = ASCII;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0xff || FIELD_CHAR[c] === 0) return INVALID;
+    if (c > 0x7f) kind = LATIN1;
+  }
+  return kind;
+}
+
+function toBytes(chunk: Chunk): Uint8Array {
+  if (chunk instanceof Uint8Array) return chunk;
+  if (typeof chunk === "string") return encoder.encode(chunk);
+  throw new AppError(`Body yielded ${describe(chunk)}; chunks must be Uint8Array or string`);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object"
+    ? `an object (${value.constructor?.name ?? "Object"})`
+    : `a ${typeof value}`;
+}

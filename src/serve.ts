@@ -1,0 +1,84 @@
+// Serving an app in this process: builds the engine from a configuration, opens the
+// listeners and returns a handle to stop them. The CLI and the tests both start here.
+
+import type { Engine } from "./connection.ts";
+import { AccessLog, ErrorLog, type Sink } from "./log.ts";
+import { Server } from "./server.ts";
+import { type Config, defaultConfig } from "./settings.ts";
+import type { App } from "./types.ts";
+
+export interface ServeOptions extends Partial<Config> {
+  /** Error log; by default stderr at `logLevel`. */
+  errorLog?: ErrorLog;
+  /** Where access lines go when `accessLog` is not a path, "-" or "off". */
+  accessSink?: Sink;
+  /** Share the port with other processes (workers). */
+  reusePort?: boolean;
+  multiprocess?: boolean;
+  runOnce?: boolean;
+}
+
+/** A running server. */
+export interface ServerHandle {
+  /** The bound addresses, ports resolved. */
+  addrs: Deno.NetAddr[];
+  server: Server;
+  /** Resolves when the server has stopped. */
+  finished: Promise<void>;
+  /** Graceful stop; `gracefulMs` defaults to the configured graceful timeout. */
+  shutdown(gracefulMs?: number): Promise<void>;
+}
+
+/** Starts serving `app`; throws Deno's error when an address cannot be bound. */
+export function serve(app: App, options: ServeOptions = {}): ServerHandle {
+  const config: Config = { ...defaultConfig(), ...stripUndefined(options) };
+  const errorLog = options.errorLog ?? new ErrorLog(config.logLevel);
+  const engine: Engine = {
+    app,
+    limits: {
+      requestLine: config.limitRequestLine,
+      fields: config.limitRequestFields,
+      fieldSize: config.limitRequestFieldSize,
+    },
+    maxBodySize: config.maxBodySize,
+    keepAliveMs: config.keepAlive * 1000,
+    headerTimeoutMs: config.headerTimeout * 1000,
+    errorLog,
+    accessLog: openAccessLog(config.accessLog, options.accessSink),
+    environ: {
+      rootPath: config.rootPath,
+      errors: errorLog.stream(),
+      multiprocess: options.multiprocess ?? false,
+      runOnce: options.runOnce ?? false,
+    },
+    draining: false,
+  };
+  const server = new Server(engine);
+  const addrs = server.listen(config.bind, options.reusePort ?? false);
+  const finished = server.serve();
+  return {
+    addrs,
+    server,
+    finished,
+    shutdown: (gracefulMs = config.gracefulTimeout * 1000) => server.shutdown(gracefulMs),
+  };
+}
+
+function openAccessLog(target: string, sink: Sink | undefined): AccessLog | null {
+  if (target === "off") return null;
+  if (sink) return new AccessLog(sink);
+  if (target === "-") return new AccessLog(Deno.stdout);
+  return new AccessLog(Deno.openSync(target, { append: true, create: true }));
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const key in o) if (o[key] !== undefined) out[key] = o[key];
+  return out;
+}
+
+/** "http://127.0.0.1:8000", with IPv6 hosts in brackets. */
+export function urlOf(addr: Deno.NetAddr, scheme = "http"): string {
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  return `${scheme}://${host}:${addr.port}`;
+}

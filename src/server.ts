@@ -1,0 +1,149 @@
+// Listens, accepts, and owns the connections: one accept loop per listener (backing off on
+// accept errors instead of spinning), one sweeper that enforces every connection's deadline,
+// and the graceful stop (stop accepting, close idle connections, let active ones finish).
+
+import { Connection, ConnState, type Engine } from "./connection.ts";
+import type { ConnectionInfo } from "./environ.ts";
+
+/** A TCP address to listen on. Port 0 takes a free port. */
+export interface BindAddress {
+  hostname: string;
+  port: number;
+}
+
+/** How often deadlines are checked; timeouts are this precise. */
+const SWEEP_INTERVAL_MS = 250;
+const MAX_ACCEPT_BACKOFF_MS = 1000;
+
+interface Listening {
+  listener: Deno.Listener;
+  serverName: string;
+  serverPort: string;
+}
+
+export class Server {
+  readonly engine: Engine;
+  readonly #connections = new Set<Connection>();
+  readonly #listening: Listening[] = [];
+  readonly #acceptLoops: Promise<void>[] = [];
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #closing = false;
+  #emptied: (() => void) | null = null;
+
+  constructor(engine: Engine) {
+    this.engine = engine;
+  }
+
+  /** Opens the listeners. Throws Deno's error when an address cannot be bound. */
+  listen(binds: BindAddress[], reusePort = false): Deno.NetAddr[] {
+    const addrs: Deno.NetAddr[] = [];
+    for (const bind of binds) {
+      const listener = Deno.listen({ hostname: bind.hostname, port: bind.port, reusePort });
+      const addr = listener.addr as Deno.NetAddr;
+      this.#listening.push({ listener, serverName: addr.hostname, serverPort: String(addr.port) });
+      addrs.push(addr);
+    }
+    return addrs;
+  }
+
+  /** Starts accepting on every listener; resolves when all accept loops have ended. */
+  serve(): Promise<void> {
+    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
+    for (const listening of this.#listening) {
+      this.#acceptLoops.push(this.#acceptLoop(listening));
+    }
+    return Promise.all(this.#acceptLoops).then(() => {});
+  }
+
+  /** Connections open now. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /**
+   * Stops gracefully: no new connections, idle ones closed at once, active ones given until
+   * `gracefulMs` to finish their request, then closed. Resolves when none is left.
+   */
+  async shutdown(gracefulMs: number): Promise<void> {
+    this.#closing = true;
+    this.engine.draining = true;
+    for (const { listener } of this.#listening) {
+      try {
+        listener.close();
+      } catch {
+        // Already closed.
+      }
+    }
+    for (const connection of this.#connections) {
+      if (connection.state === ConnState.Idle) connection.close();
+    }
+    if (this.#connections.size > 0) {
+      const emptied = new Promise<void>((resolve) => (this.#emptied = resolve));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, gracefulMs)));
+      await Promise.race([emptied, timedOut]);
+      clearTimeout(timer);
+      if (this.#connections.size > 0) {
+        this.engine.errorLog.warning(
+          `Graceful timeout: closing ${this.#connections.size} connection(s) still open`,
+        );
+        for (const connection of this.#connections) connection.close();
+      }
+    }
+    clearInterval(this.#sweeper);
+    await Promise.all(this.#acceptLoops);
+    this.engine.accessLog?.flush();
+  }
+
+  async #acceptLoop(listening: Listening): Promise<void> {
+    let backoff = 0;
+    while (!this.#closing) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listening.listener.accept();
+        backoff = 0;
+      } catch (error) {
+        if (this.#closing || error instanceof Deno.errors.BadResource) return;
+        // EMFILE and the like: wait and retry rather than spin (Go's net/http does the same).
+        backoff = Math.min(Math.max(5, backoff * 2), MAX_ACCEPT_BACKOFF_MS);
+        this.engine.errorLog.error(`Accept failed, retrying in ${backoff} ms: ${error}`);
+        await new Promise((resolve) => setTimeout(resolve, backoff));
+        continue;
+      }
+      this.#start(conn, listening);
+    }
+  }
+
+  #start(conn: Deno.Conn, listening: Listening): void {
+    if (this.#closing) {
+      conn.close();
+      return;
+    }
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    try {
+      (conn as Deno.TcpConn).setNoDelay?.(true);
+    } catch {
+      // The peer may already be gone; the first read will say so.
+    }
+    const info: ConnectionInfo = {
+      serverName: listening.serverName,
+      serverPort: listening.serverPort,
+      remoteAddr: remote.hostname ?? "",
+      remotePort: String(remote.port ?? ""),
+      urlScheme: "http",
+    };
+    const connection = new Connection(conn, this.engine, info);
+    this.#connections.add(connection);
+    connection.run().finally(() => {
+      this.#connections.delete(connection);
+      if (this.#connections.size === 0 && this.#emptied) this.#emptied();
+    });
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const connection of this.#connections) {
+      if (connection.deadline < now) connection.expire();
+    }
+  }
+}

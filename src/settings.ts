@@ -1,0 +1,217 @@
+// Every setting is declared once here — flag, default, validation, help — and the CLI parser
+// and the --help text are both generated from this table (gunicorn's config.py, made data).
+
+import type { LogLevel } from "./log.ts";
+import type { BindAddress } from "./server.ts";
+
+/** The server's configuration, as the CLI produces it. */
+export interface Config {
+  bind: BindAddress[];
+  keepAlive: number;
+  headerTimeout: number;
+  gracefulTimeout: number;
+  limitRequestLine: number;
+  limitRequestFields: number;
+  limitRequestFieldSize: number;
+  maxBodySize: number;
+  accessLog: string;
+  logLevel: LogLevel;
+  rootPath: string;
+}
+
+/** A setting's value was refused; the message names the flag and the value. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** One setting: how it is spelled on the command line, parsed, defaulted and explained. */
+export interface Setting {
+  key: keyof Config;
+  flag: string;
+  short?: string;
+  metavar: string;
+  /** The default as it would be written on the command line. */
+  default: string;
+  multiple?: boolean;
+  help: string;
+  parse(raw: string, flag: string): unknown;
+}
+
+const GIB = 1024 * 1024 * 1024;
+
+export const SETTINGS: readonly Setting[] = [
+  {
+    key: "bind",
+    flag: "bind",
+    short: "b",
+    metavar: "ADDR",
+    default: "127.0.0.1:8000",
+    multiple: true,
+    help: "Address to listen on: HOST:PORT, :PORT (all interfaces), [::1]:PORT. Repeatable; " +
+      "port 0 takes a free port.",
+    parse: parseBind,
+  },
+  {
+    key: "keepAlive",
+    flag: "keep-alive",
+    metavar: "SECONDS",
+    default: "5",
+    help: "How long an idle keep-alive connection is held open.",
+    parse: parseSeconds,
+  },
+  {
+    key: "headerTimeout",
+    flag: "header-timeout",
+    metavar: "SECONDS",
+    default: "10",
+    help: "Time allowed to receive a whole request head.",
+    parse: parseSeconds,
+  },
+  {
+    key: "gracefulTimeout",
+    flag: "graceful-timeout",
+    metavar: "SECONDS",
+    default: "30",
+    help: "On SIGTERM/SIGINT, how long in-flight requests may take to finish.",
+    parse: parseSeconds,
+  },
+  {
+    key: "limitRequestLine",
+    flag: "limit-request-line",
+    metavar: "BYTES",
+    default: "8190",
+    help: "Longest request line; longer is answered 414.",
+    parse: positiveInteger,
+  },
+  {
+    key: "limitRequestFields",
+    flag: "limit-request-fields",
+    metavar: "N",
+    default: "100",
+    help: "Most header fields in a request; more is answered 431.",
+    parse: nonNegativeInteger,
+  },
+  {
+    key: "limitRequestFieldSize",
+    flag: "limit-request-field-size",
+    metavar: "BYTES",
+    default: "8190",
+    help: "Longest header field line; longer is answered 431.",
+    parse: positiveInteger,
+  },
+  {
+    key: "maxBodySize",
+    flag: "max-body-size",
+    metavar: "BYTES",
+    default: String(GIB),
+    help: "Largest request body (suffixes K, M, G allowed); larger is answered 413. 0: no limit.",
+    parse: parseSize,
+  },
+  {
+    key: "accessLog",
+    flag: "access-log",
+    metavar: "PATH|-|off",
+    default: "-",
+    help: "Where access log lines go: a file, - for stdout, off for nowhere.",
+    parse: (raw) => raw,
+  },
+  {
+    key: "logLevel",
+    flag: "log-level",
+    metavar: "LEVEL",
+    default: "info",
+    help: "Error log verbosity: debug, info, warning or error.",
+    parse: (raw, flag) => oneOf(raw, flag, ["debug", "info", "warning", "error"]),
+  },
+  {
+    key: "rootPath",
+    flag: "root-path",
+    metavar: "PREFIX",
+    default: "",
+    help: "Mount prefix the app is served under; it becomes SCRIPT_NAME.",
+    parse: parseRootPath,
+  },
+];
+
+function fail(flag: string, expected: string, raw: string): never {
+  throw new ConfigError(`--${flag}: expected ${expected}, got ${JSON.stringify(raw)}`);
+}
+
+/** "HOST:PORT", ":PORT", "[v6]:PORT", or "HOST" (port 8000). */
+export function parseBind(raw: string, flag = "bind"): BindAddress {
+  let host = raw;
+  let port = "8000";
+  if (raw.startsWith("[")) {
+    const close = raw.indexOf("]");
+    if (close < 0) fail(flag, "[IPv6]:PORT", raw);
+    host = raw.slice(1, close);
+    const rest = raw.slice(close + 1);
+    if (rest !== "") {
+      if (!rest.startsWith(":")) fail(flag, "[IPv6]:PORT", raw);
+      port = rest.slice(1);
+    }
+  } else {
+    const colon = raw.lastIndexOf(":");
+    if (colon >= 0) {
+      if (raw.indexOf(":") !== colon) fail(flag, "HOST:PORT (IPv6 in brackets)", raw);
+      host = raw.slice(0, colon) || "0.0.0.0";
+      port = raw.slice(colon + 1);
+    }
+  }
+  if (host === "") fail(flag, "HOST:PORT", raw);
+  const n = /^\d{1,5}$/.test(port) ? Number(port) : -1;
+  if (n < 0 || n > 65535) fail(flag, "a port from 0 to 65535", raw);
+  return { hostname: host, port: n };
+}
+
+function parseSeconds(raw: string, flag: string): number {
+  const n = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isFinite(n)) fail(flag, "a number of seconds (0 or more)", raw);
+  return n;
+}
+
+function nonNegativeInteger(raw: string, flag: string): number {
+  if (!/^\d{1,15}$/.test(raw)) fail(flag, "a whole number (0 or more)", raw);
+  return Number(raw);
+}
+
+function positiveInteger(raw: string, flag: string): number {
+  const n = /^\d{1,15}$/.test(raw) ? Number(raw) : 0;
+  if (n < 1) fail(flag, "a whole number (1 or more)", raw);
+  return n;
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, K: 1024, M: 1024 ** 2, G: GIB };
+
+/** Bytes, optionally with K, M or G (powers of 1024; "KiB", "MB" spellings accepted). */
+export function parseSize(raw: string, flag: string): number {
+  const match = /^(\d{1,15})\s*([KMG]?)(i?B)?$/i.exec(raw);
+  if (!match) fail(flag, "a size in bytes, like 1048576 or 10M", raw);
+  const n = Number(match[1]) * SIZE_UNITS[match[2].toUpperCase()];
+  if (!Number.isSafeInteger(n)) fail(flag, "a size below 2^53 bytes", raw);
+  return n;
+}
+
+function oneOf<T extends string>(raw: string, flag: string, choices: T[]): T {
+  if (!choices.includes(raw as T)) fail(flag, `one of ${choices.join(", ")}`, raw);
+  return raw as T;
+}
+
+function parseRootPath(raw: string, flag: string): string {
+  if (raw === "" || raw === "/") return "";
+  if (!raw.startsWith("/") || /[?#\s]/.test(raw)) fail(flag, "a path starting with /", raw);
+  return raw.replace(/\/+$/, "");
+}
+
+/** The configuration with every setting at its default. */
+export function defaultConfig(): Config {
+  const config: Record<string, unknown> = {};
+  for (const setting of SETTINGS) {
+    const value = setting.parse(setting.default, setting.flag);
+    config[setting.key] = setting.multiple ? [value] : value;
+  }
+  return config as unknown as Config;
+}
