@@ -1,0 +1,178 @@
+// Test support: a real tsgi server on port 0 in this process, with its logs captured, and
+// real clients — raw TCP for exact bytes, fetch for ordinary use.
+
+import { ErrorLog, type Sink } from "../../src/log.ts";
+import { serve, type ServeOptions, type ServerHandle } from "../../src/serve.ts";
+import type { App } from "../../src/types.ts";
+
+/** A sink that keeps what is written, for asserting on log lines. */
+export class MemorySink implements Sink {
+  text = "";
+  #decoder = new TextDecoder();
+  writeSync(bytes: Uint8Array): number {
+    this.text += this.#decoder.decode(bytes);
+    return bytes.length;
+  }
+}
+
+export interface TestServer {
+  handle: ServerHandle;
+  port: number;
+  url: string;
+  errors: MemorySink;
+  access: MemorySink;
+}
+
+/** Runs `fn` against a server serving `app`, and always stops the server afterwards. */
+export async function withServer(
+  app: App,
+  fn: (server: TestServer) => Promise<void>,
+  options: ServeOptions = {},
+): Promise<void> {
+  const errors = new MemorySink();
+  const access = new MemorySink();
+  const handle = serve(app, {
+    bind: [{ hostname: "127.0.0.1", port: 0 }],
+    errorLog: new ErrorLog(options.logLevel ?? "debug", errors),
+    accessLog: "sink",
+    accessSink: access,
+    ...options,
+  });
+  const port = handle.addrs[0].port;
+  try {
+    await fn({ handle, port, url: `http://127.0.0.1:${port}`, errors, access });
+  } finally {
+    await handle.shutdown(1000);
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("latin1");
+
+/** Bytes from a string whose code points are all below 256, one byte each. */
+export function bytes(s: string): Uint8Array {
+  return Uint8Array.from(s, (c) => c.charCodeAt(0));
+}
+
+/**
+ * Sends raw bytes (in the given pieces, each its own write) and reads until the server
+ * closes or `deadlineMs` passes. Returns everything received, decoded byte for byte.
+ */
+export async function rawExchange(
+  port: number,
+  pieces: (string | Uint8Array)[],
+  deadlineMs = 5000,
+): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const received: Uint8Array[] = [];
+  const reading = (async () => {
+    const buf = new Uint8Array(64 * 1024);
+    while (true) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) return;
+      received.push(buf.slice(0, n));
+    }
+  })();
+  try {
+    for (const piece of pieces) {
+      await conn.write(typeof piece === "string" ? bytes(piece) : piece).catch(() => 0);
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));
+    await Promise.race([reading, timeout]);
+    clearTimeout(timer);
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // The server closed first.
+    }
+    await reading;
+  }
+  return decoder.decode(concat(received));
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/** A parsed response from a raw exchange. */
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * Splits a byte stream of responses (as rawExchange returns it) into responses, following
+ * Content-Length and chunked framing; interim 1xx responses are returned as their own entries.
+ */
+export function parseResponses(stream: string, headRequests = 0): RawResponse[] {
+  const responses: RawResponse[] = [];
+  let pos = 0;
+  let heads = headRequests;
+  while (pos < stream.length) {
+    const headEnd = stream.indexOf("\r\n\r\n", pos);
+    if (headEnd < 0) {
+      throw new Error(`Truncated response head: ${JSON.stringify(stream.slice(pos))}`);
+    }
+    const lines = stream.slice(pos, headEnd).split("\r\n");
+    const status = Number(lines[0].split(" ")[1]);
+    const headers: Record<string, string> = {};
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(":");
+      const name = line.slice(0, colon).toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+    }
+    pos = headEnd + 4;
+    let body = "";
+    const noBody = status < 200 || status === 204 || status === 304 || heads-- > 0;
+    if (noBody) {
+      // nothing
+    } else if (headers["transfer-encoding"] === "chunked") {
+      while (true) {
+        const lineEnd = stream.indexOf("\r\n", pos);
+        const size = parseInt(stream.slice(pos, lineEnd), 16);
+        pos = lineEnd + 2;
+        if (size === 0) {
+          pos = stream.indexOf("\r\n", pos) + 2;
+          break;
+        }
+        body += stream.slice(pos, pos + size);
+        pos += size + 2;
+      }
+    } else if (headers["content-length"] !== undefined) {
+      const length = Number(headers["content-length"]);
+      body = stream.slice(pos, pos + length);
+      pos += length;
+    } else {
+      body = stream.slice(pos);
+      pos = stream.length;
+    }
+    responses.push({ status, headers, body });
+  }
+  return responses;
+}
+
+/** Polls `check` until it is true or the deadline passes; returns its last answer. */
+export async function waitFor(
+  check: () => boolean,
+  deadlineMs = 5000,
+  stepMs = 10,
+): Promise<boolean> {
+  const until = Date.now() + deadlineMs;
+  while (!check()) {
+    if (Date.now() > until) return false;
+    await new Promise((resolve) => setTimeout(resolve, stepMs));
+  }
+  return true;
+}
+
+export { encoder };
