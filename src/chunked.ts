@@ -97,9 +97,12 @@ export class ChunkedDecoder {
       case State.Size:
         return this.#sizeDigit(c);
       case State.SizeSpace:
-        // BWS is allowed only before a ";" that starts an extension.
+        // BWS is allowed only before a ";" that starts an extension, and counts toward its bound.
         if (c === SEMICOLON) this.#state = State.Extension;
         else if (c !== SP && c !== HTAB) return new HttpError(400, "Invalid chunk size line");
+        else if (++this.#extensionBytes > MAX_EXTENSION_BYTES) {
+          return new HttpError(400, "Chunk extensions too long");
+        }
         return undefined;
       case State.Extension:
         return this.#extension(c);

@@ -201,7 +201,8 @@ export class Connection {
     const response = new ResponseWriter(this.#out, {
       method: head.method,
       minor: head.minor,
-      keepAlive: head.keepAlive && !engine.draining,
+      keepAlive: head.keepAlive,
+      closeAfterResponse: () => engine.draining || (input !== null && !canFinishInput(input)),
     });
     await this.#callApp(environ, response);
     const reusable = response.keepAlive && (input === null || await this.#finishInput(input));
@@ -284,13 +285,8 @@ export class Connection {
 
   /** After the response: reach the end of the body, or give up the connection. */
   async #finishInput(input: RequestInput): Promise<boolean> {
-    if (input.failure) return false;
     if (input.finished) return true;
-    // The client was never told to send its body: it may or may not, so the stream is lost.
-    if (!input.bodyRequested) return false;
-    const remaining = input.remainingOnWire;
-    if (remaining > DRAIN_LIMIT) return false;
-    return await input.drain(DRAIN_LIMIT);
+    return canFinishInput(input) && await input.drain(DRAIN_LIMIT);
   }
 
   #serveError(head: RequestHead, error: HttpError, began: number): Promise<boolean> {
@@ -327,6 +323,15 @@ export class Connection {
       duration: (performance.now() - began) / 1000,
     });
   }
+}
+
+/** Whether what is left of a body can be read and dropped to keep the connection. */
+function canFinishInput(input: RequestInput): boolean {
+  if (input.failure) return false;
+  if (input.finished) return true;
+  // The client was never told to send its body: it may or may not, so the stream is lost.
+  if (!input.bodyRequested) return false;
+  return input.remainingOnWire <= DRAIN_LIMIT;
 }
 
 function protocolOf(head: RequestHead): string {

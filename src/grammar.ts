@@ -32,6 +32,12 @@ export const TCHAR: Uint8Array = table((c) =>
 );
 
 /**
+ * method = token (RFC 9110 §9.1), less "#": no registered method has it, and a peer that reads
+ * it as a fragment start sees another method (gunicorn refuses it since 22.0).
+ */
+export const METHOD_CHAR: Uint8Array = table((c) => TCHAR[c] === 1 && c !== 0x23);
+
+/**
  * field-vchar = VCHAR / obs-text; field-value = *field-content, with SP and HTAB inside
  * (RFC 9110 §5.5). Everything else — CR, LF, NUL and the other controls, DEL — is refused,
  * which is what keeps a header value from ending a line early (response splitting).

@@ -4,7 +4,7 @@
 
 import { HttpError } from "./errors.ts";
 import { environKey } from "./field_names.ts";
-import { COLON, CR, FIELD_CHAR, HTAB, LF, SP, TARGET_CHAR, TCHAR } from "./grammar.ts";
+import { COLON, CR, FIELD_CHAR, HTAB, LF, METHOD_CHAR, SP, TARGET_CHAR, TCHAR } from "./grammar.ts";
 
 /** Size limits on a request head, as the CLI's --limit-request-* flags set them. */
 export interface HeadLimits {
@@ -76,11 +76,13 @@ export class HeadScanner {
     let lineStart = start + this.#lineStart;
     for (; i < end; i++) {
       if (buf[i] !== LF) continue;
+      const crlf = i > lineStart && buf[i - 1] === CR;
+      const lineLength = i - lineStart - (crlf ? 1 : 0);
+      // Length first, so a line both too long and badly ended gets one status however split.
+      const error = lineLength > 0 ? this.#checkLine(lineLength, limits) : undefined;
+      if (error) return error;
       // RFC 9112 §2.2: a bare LF would let a lenient peer see different lines (CVE-2019-16785).
-      if (i === lineStart || buf[i - 1] !== CR) {
-        return new HttpError(400, "Bare LF in request head");
-      }
-      const lineLength = i - 1 - lineStart;
+      if (!crlf) return new HttpError(400, "Bare LF in request head");
       if (lineLength === 0) {
         if (this.#lines > 0) {
           this.#reset();
@@ -92,8 +94,6 @@ export class HeadScanner {
           return new HttpError(400, "Too many blank lines before the request line");
         }
       } else {
-        const error = this.#checkLine(lineLength, limits);
-        if (error) return error;
         this.#lines++;
       }
       lineStart = i + 1;
@@ -177,7 +177,7 @@ function parseHeadText(text: string, ascii: boolean): RequestHead | HttpError {
 
 function parseRequestLine(text: string, end: number): RequestHead | HttpError {
   let i = 0;
-  while (i < end && TCHAR[text.charCodeAt(i)] === 1) i++;
+  while (i < end && METHOD_CHAR[text.charCodeAt(i)] === 1) i++;
   if (i === 0 || text.charCodeAt(i) !== SP) return badRequestLine(text);
   const method = text.slice(0, i);
   const targetStart = ++i;

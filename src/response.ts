@@ -13,6 +13,8 @@ export interface RequestFacts {
   minor: number;
   /** The client allows keep-alive and the server is willing. */
   keepAlive: boolean;
+  /** Asked when the head is written: must the connection close after this response? */
+  closeAfterResponse?(): boolean;
 }
 
 /** Header names the server owns (RFC 9110 §7.6.1, PEP 3333's hop-by-hop list). */
@@ -219,6 +221,7 @@ export class ResponseWriter {
   #writeHead(knownLength: number): void {
     const code = this.#statusCode;
     const request = this.#request;
+    if (this.keepAlive && request.closeAfterResponse?.()) this.keepAlive = false;
     this.#noBody = request.method === "HEAD" || code === 204 || code === 304;
     let head = "HTTP/1.1 " + this.#statusLine + "\r\n";
     const headers = this.#headers as [string, string][];
