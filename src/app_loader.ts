@@ -31,8 +31,14 @@ export function parseAppSpec(spec: string): { path: string; exportName: string }
   return { path: spec, exportName: "default" };
 }
 
+/** The settings that change how an app is loaded. */
+export interface LoadOptions {
+  appFactory?: boolean;
+  validate?: boolean;
+}
+
 /** Imports the module and returns its app, or throws AppLoadError. */
-export async function loadApp(spec: string): Promise<LoadedApp> {
+export async function loadApp(spec: string, _options: LoadOptions = {}): Promise<LoadedApp> {
   const { path, exportName } = parseAppSpec(spec);
   const absolute = resolve(path);
   try {

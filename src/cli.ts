@@ -26,7 +26,7 @@ export function parseCommandLine(args: string[]): Command {
     version: { type: "boolean" },
   };
   for (const s of SETTINGS) {
-    options[s.flag] = { type: "string", multiple: s.multiple === true };
+    options[s.flag] = { type: s.boolean ? "boolean" : "string", multiple: s.multiple === true };
     if (s.short) options[s.flag].short = s.short;
   }
 
@@ -49,9 +49,10 @@ export function parseCommandLine(args: string[]): Command {
   for (const s of SETTINGS) {
     const raw = values[s.flag];
     if (raw === undefined) continue;
-    config[s.key] = Array.isArray(raw)
-      ? raw.map((r) => s.parse(r, s.flag))
-      : s.parse(raw as string, s.flag);
+    if (typeof raw === "boolean") config[s.key] = raw;
+    else {config[s.key] = Array.isArray(raw)
+        ? raw.map((r) => s.parse(r, s.flag))
+        : s.parse(raw as string, s.flag);}
   }
   return { kind: "serve", app: parsed.positionals[0], config: config as unknown as Config };
 }
@@ -67,12 +68,12 @@ function shortParseError(error: unknown): string {
 export function helpText(): string {
   const lines = [USAGE, "", "Options:"];
   for (const s of SETTINGS) {
-    const flag = `${s.short ? `-${s.short}, ` : "    "}--${s.flag} ${s.metavar}`;
-    const shown = s.default === "" ? "none" : s.default;
-    lines.push(`  ${flag.padEnd(38)} ${s.help} (default: ${shown})`);
+    const flag = `${s.short ? `-${s.short}, ` : "    "}--${s.flag} ${s.metavar}`.trimEnd();
+    const shown = s.boolean ? "" : ` (default: ${s.default === "" ? "none" : s.default})`;
+    lines.push(`  ${flag}`, `        ${s.help}${shown}`);
   }
-  lines.push(`  ${"-h, --help".padEnd(38)} Show this help and exit.`);
-  lines.push(`  ${"    --version".padEnd(38)} Show the version and exit.`);
+  lines.push("  -h, --help", "        Show this help and exit.");
+  lines.push("      --version", "        Show the version and exit.");
   return lines.join("\n");
 }
 
@@ -106,7 +107,7 @@ async function serveCommand(spec: string, config: Config): Promise<number> {
   const errorLog = new ErrorLog(config.logLevel);
   let loaded;
   try {
-    loaded = await loadApp(spec);
+    loaded = await loadApp(spec, config);
   } catch (error) {
     return usageError(error);
   }

@@ -17,6 +17,12 @@ export interface Config {
   accessLog: string;
   logLevel: LogLevel;
   rootPath: string;
+  appFactory: boolean;
+  validate: boolean;
+  workers: number;
+  maxRequests: number;
+  maxRequestsJitter: number;
+  timeout: number;
 }
 
 /** A setting's value was refused; the message names the flag and the value. */
@@ -36,6 +42,8 @@ export interface Setting {
   /** The default as it would be written on the command line. */
   default: string;
   multiple?: boolean;
+  /** A flag that takes no value: present means "true". */
+  boolean?: boolean;
   help: string;
   parse(raw: string, flag: string): unknown;
 }
@@ -134,7 +142,67 @@ export const SETTINGS: readonly Setting[] = [
     help: "Mount prefix the app is served under; it becomes SCRIPT_NAME.",
     parse: parseRootPath,
   },
+  {
+    key: "appFactory",
+    flag: "app-factory",
+    metavar: "",
+    default: "false",
+    boolean: true,
+    help: "The export is a function called once (and awaited) to build the app.",
+    parse: parseBoolean,
+  },
+  {
+    key: "validate",
+    flag: "validate",
+    metavar: "",
+    default: "false",
+    boolean: true,
+    help: "Wrap the app in the TSGI validator: contract breaches become 500s naming the rule.",
+    parse: parseBoolean,
+  },
+  {
+    key: "workers",
+    flag: "workers",
+    short: "w",
+    metavar: "N",
+    default: "0",
+    help: "Worker processes under a supervising master; 0 serves in this process.",
+    parse: nonNegativeInteger,
+  },
+  {
+    key: "maxRequests",
+    flag: "max-requests",
+    metavar: "N",
+    default: "0",
+    help: "A worker retires after about this many requests and is replaced; 0: never.",
+    parse: nonNegativeInteger,
+  },
+  {
+    key: "maxRequestsJitter",
+    flag: "max-requests-jitter",
+    metavar: "N",
+    default: "0",
+    help: "Random extra requests (0 to N) added to --max-requests per worker, so they do not " +
+      "all retire at once.",
+    parse: nonNegativeInteger,
+  },
+  {
+    key: "timeout",
+    flag: "timeout",
+    short: "t",
+    metavar: "SECONDS",
+    default: "30",
+    help: "A worker silent for this long (hung request, blocked event loop) is killed and " +
+      "replaced; 0: never.",
+    parse: parseSeconds,
+  },
 ];
+
+function parseBoolean(raw: string, flag: string): boolean {
+  if (raw === "true") return true;
+  if (raw === "false") return false;
+  return fail(flag, "true or false", raw);
+}
 
 function fail(flag: string, expected: string, raw: string): never {
   throw new ConfigError(`--${flag}: expected ${expected}, got ${JSON.stringify(raw)}`);
