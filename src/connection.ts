@@ -63,6 +63,12 @@ export class Connection {
   readonly #out: OutputBuffer;
   readonly #scanner = new HeadScanner();
   #requests = 0;
+  #readAhead: Promise<void> | null = null;
+  /** The peer closed its side, or the socket failed: no more bytes will come. */
+  #ended = false;
+  /** The current request's disconnect signal, made on demand. */
+  #abort: AbortController | null = null;
+  readonly #signal = () => this.requestSignal();
 
   constructor(conn: Deno.Conn, engine: Engine, info: ConnectionInfo) {
     this.#conn = conn;
@@ -116,16 +122,46 @@ export class Connection {
   /** Reads more bytes into buf; false at end of stream or when the socket was closed. */
   async fill(): Promise<boolean> {
     if (this.#out.length > 0) await this.#out.flush();
+    if (this.#readAhead === null && !this.#ended) this.#startRead();
+    await this.#readAhead;
+    return !this.#ended;
+  }
+
+  /**
+   * The one place that reads the socket. At most one read is in flight, and nothing moves
+   * the buffer while it is: a read-ahead started to watch for a disconnect and a read the
+   * parser or the body asks for are the same read.
+   */
+  #startRead(): void {
     this.#makeRoom();
-    let n: number | null;
-    try {
-      n = await this.#conn.read(this.buf.subarray(this.end));
-    } catch {
-      n = null;
+    this.#readAhead = this.#conn.read(this.buf.subarray(this.end)).then(
+      (n) => this.#readDone(n),
+      () => this.#readDone(null),
+    );
+  }
+
+  #readDone(n: number | null): void {
+    this.#readAhead = null;
+    if (n === null) {
+      this.#ended = true;
+      this.#abort?.abort(new ClientGoneError("Client closed the connection"));
+    } else {
+      this.end += n;
     }
-    if (n === null) return false;
-    this.end += n;
-    return true;
+  }
+
+  /**
+   * `environ["tsgi.server.signal"]()`: a signal that aborts when the client goes away before
+   * the response is done. Watching costs a read in flight, so it starts only when asked.
+   */
+  requestSignal(): AbortSignal {
+    if (this.#abort === null) {
+      this.#abort = new AbortController();
+      if (this.#ended) this.#abort.abort(new ClientGoneError("Client closed the connection"));
+      // With the buffer full (a pipelined flood) there is nothing to read into: no watch.
+      else if (this.#readAhead === null && this.end < this.buf.length) this.#startRead();
+    }
+    return this.#abort.signal;
   }
 
   async sendContinue(): Promise<void> {
@@ -198,6 +234,7 @@ export class Connection {
     if (input instanceof HttpError) return this.#serveError(head, input, began);
     const environ = buildEnviron(head, this.info, engine.environ, input ?? EMPTY_INPUT);
     if (environ instanceof HttpError) return this.#serveError(head, environ, began);
+    environ["tsgi.server.signal"] = this.#signal;
     const response = new ResponseWriter(this.#out, {
       method: head.method,
       minor: head.minor,
@@ -205,6 +242,7 @@ export class Connection {
       closeAfterResponse: () => engine.draining || (input !== null && !canFinishInput(input)),
     });
     await this.#callApp(environ, response);
+    this.#abort = null;
     const reusable = response.keepAlive && (input === null || await this.#finishInput(input));
     this.#logAccess(head.method, head.target, protocolOf(head), response, began, environ);
     // Responses to pipelined requests leave together; the last one is flushed before reading.
@@ -217,7 +255,8 @@ export class Connection {
     if (head.bodyKind === BodyKind.Length && max > 0 && head.contentLength > max) {
       return new HttpError(413, "Request body too large");
     }
-    if (this.buf.length < BODY_READ_BUFFER) this.#growReadBuffer();
+    // Bodies move faster through larger reads; never move the buffer under a read in flight.
+    if (this.buf.length < BODY_READ_BUFFER && this.#readAhead === null) this.#growReadBuffer();
     return new RequestInput(this, head, max, this.#engine.limits);
   }
 
@@ -263,6 +302,7 @@ export class Connection {
     const log = this.#engine.errorLog;
     if (error instanceof WriteFailedError || error instanceof ClientGoneError) {
       log.debug(`${error.message} (${this.info.remoteAddr})`);
+      this.#abort?.abort(error);
       this.close();
       return;
     }

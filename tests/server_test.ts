@@ -506,3 +506,23 @@ Deno.test("access log has one line per request with the fields a combined log ha
     );
   });
 });
+
+Deno.test("tsgi.server.signal aborts when the client goes away mid-request", async () => {
+  let aborted = false;
+  let entered = false;
+  const app: App = async (environ, startResponse) => {
+    const signal = (environ["tsgi.server.signal"] as () => AbortSignal)();
+    entered = true;
+    await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve()));
+    aborted = signal.aborted;
+    startResponse("200 OK", []);
+    return ["late"];
+  };
+  await withServer(app, async ({ port }) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert.ok(await waitFor(() => entered));
+    conn.close();
+    assert.ok(await waitFor(() => aborted), "the signal fired after the client closed");
+  });
+});
