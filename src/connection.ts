@@ -2,6 +2,7 @@
 // and again while keep-alive holds. Its state (idle, reading a head, active, closed) and its
 // deadline are read by the server's sweeper, which is what enforces the timeouts.
 
+import { coarseNow } from "./clock.ts";
 import { buildEnviron, type ConnectionInfo, type EnvironDefaults } from "./environ.ts";
 import { AppError, HttpError } from "./errors.ts";
 import { ClientGoneError, EMPTY_INPUT, RequestInput } from "./input.ts";
@@ -14,7 +15,7 @@ import {
   parseRequestHead,
   type RequestHead,
 } from "./parser.ts";
-import { ResponseWriter } from "./response.ts";
+import { type ClosePolicy, ResponseWriter } from "./response.ts";
 import type { App, Body, Environ } from "./types.ts";
 
 /** Everything a connection needs from its server, shared by all connections. */
@@ -49,7 +50,7 @@ const DRAIN_LIMIT = 256 * 1024;
 const encoder = new TextEncoder();
 const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
 
-export class Connection {
+export class Connection implements ClosePolicy {
   buf: Uint8Array = new Uint8Array(INITIAL_READ_BUFFER);
   start = 0;
   end = 0;
@@ -66,6 +67,8 @@ export class Connection {
   #readAhead: Promise<void> | null = null;
   /** The peer closed its side, or the socket failed: no more bytes will come. */
   #ended = false;
+  /** The current request's body, while it is being served. */
+  #input: RequestInput | null = null;
   /** The current request's disconnect signal, made on demand. */
   #abort: AbortController | null = null;
   readonly #signal = () => this.requestSignal();
@@ -75,20 +78,24 @@ export class Connection {
     this.#engine = engine;
     this.info = info;
     this.#out = new OutputBuffer(conn);
-    this.deadline = Date.now() + engine.headerTimeoutMs;
+    this.deadline = coarseNow() + engine.headerTimeoutMs;
   }
 
   /** Serves requests until the connection ends. Never throws. */
   async run(): Promise<void> {
     try {
       while (this.state !== ConnState.Closed) {
-        const head = await this.#readHead();
+        // A head already in the buffer (pipelining) is served without waiting on anything.
+        const buffered = this.#bufferedHead();
+        const head = buffered === undefined ? await this.#readHead() : buffered;
         if (head === null) break;
         if (head instanceof HttpError) {
           await this.#refuse(head);
           break;
         }
-        if (!(await this.#serve(head))) break;
+        let reusable = this.#serve(head);
+        if (reusable instanceof Promise) reusable = await reusable;
+        if (!reusable) break;
       }
       if (this.state !== ConnState.Closed) await this.#out.flush();
     } catch (error) {
@@ -184,70 +191,102 @@ export class Connection {
     this.end = used;
   }
 
-  /** The next request head; null when the connection ended cleanly between requests. */
+  /** The next head if the buffer holds all of it; undefined when more bytes are needed. */
+  #bufferedHead(): RequestHead | HttpError | undefined {
+    const scanner = this.#scanner;
+    scanner.reset();
+    if (this.end === this.start) return undefined;
+    const length = scanner.scan(this.buf, this.start, this.end, this.#engine.limits);
+    if (length === 0) return undefined;
+    if (length instanceof HttpError) return length;
+    const headStart = this.start + scanner.leading;
+    this.start += length;
+    return parseRequestHead(this.buf, headStart, this.start);
+  }
+
+  /** Reads until a head is complete; null when the connection ended between requests. */
   async #readHead(): Promise<RequestHead | HttpError | null> {
     const engine = this.#engine;
     const scanner = this.#scanner;
-    scanner.reset();
-    if (this.#requests > 0) {
-      this.state = ConnState.Idle;
-      this.deadline = Date.now() + engine.keepAliveMs;
-    }
+    // The scanner keeps its place from #bufferedHead()'s look at the partial head.
+    this.state = this.end > this.start ? ConnState.ReadingHead : ConnState.Idle;
+    this.deadline = coarseNow() +
+      (this.#requests > 0 && this.state === ConnState.Idle
+        ? engine.keepAliveMs
+        : engine.headerTimeoutMs);
     while (true) {
-      if (this.end > this.start) {
-        const length = scanner.scan(this.buf, this.start, this.end, engine.limits);
-        if (length instanceof HttpError) return length;
-        if (length > 0) {
-          const headStart = this.start + scanner.leading;
-          this.start += length;
-          return parseRequestHead(this.buf, headStart, this.start);
-        }
-        if (this.state === ConnState.Idle) {
-          this.state = ConnState.ReadingHead;
-          this.deadline = Date.now() + engine.headerTimeoutMs;
-        }
-      }
       if (engine.draining && this.state === ConnState.Idle) return null;
       if (!(await this.fill())) return null;
+      if (this.state === ConnState.Idle) {
+        this.state = ConnState.ReadingHead;
+        this.deadline = coarseNow() + engine.headerTimeoutMs;
+      }
+      const length = scanner.scan(this.buf, this.start, this.end, engine.limits);
+      if (length instanceof HttpError) return length;
+      if (length > 0) {
+        const headStart = this.start + scanner.leading;
+        this.start += length;
+        return parseRequestHead(this.buf, headStart, this.start);
+      }
     }
   }
 
   /** Answers a malformed request with its status and closes: the stream cannot be trusted. */
   async #refuse(error: HttpError): Promise<void> {
     this.state = ConnState.Active;
-    const engine = this.#engine;
-    engine.errorLog.info(`${error.status} ${error.message} from ${this.info.remoteAddr}`);
-    const response = new ResponseWriter(this.#out, { method: "GET", minor: 1, keepAlive: false });
+    this.#engine.errorLog.info(`${error.status} ${error.message} from ${this.info.remoteAddr}`);
+    const response = new ResponseWriter(this.#out, "GET", 1, false);
     response.writeErrorResponse(error.status, true);
-    this.#logAccess("-", "-", "-", response, performance.now(), undefined);
+    this.#logAccess(undefined, response, this.#clock(), undefined);
     await this.#out.flush();
   }
 
-  /** Serves one request; true when the connection may carry another. */
-  async #serve(head: RequestHead): Promise<boolean> {
+  /** Serves one request; true (or a promise of it) when the connection may carry another. */
+  #serve(head: RequestHead): boolean | Promise<boolean> {
     const engine = this.#engine;
     this.state = ConnState.Active;
     this.deadline = Infinity;
     this.#requests++;
-    const began = performance.now();
-    const input = head.bodyKind === BodyKind.None ? null : this.#openInput(head);
-    if (input instanceof HttpError) return this.#serveError(head, input, began);
+    const began = this.#clock();
+    let input: RequestInput | HttpError | null = null;
+    if (head.bodyKind !== BodyKind.None) {
+      input = this.#openInput(head);
+      if (input instanceof HttpError) return this.#serveError(head, input, began);
+    }
+    this.#input = input;
     const environ = buildEnviron(head, this.info, engine.environ, input ?? EMPTY_INPUT);
     if (environ instanceof HttpError) return this.#serveError(head, environ, began);
     environ["tsgi.server.signal"] = this.#signal;
-    const response = new ResponseWriter(this.#out, {
-      method: head.method,
-      minor: head.minor,
-      keepAlive: head.keepAlive,
-      closeAfterResponse: () => engine.draining || (input !== null && !canFinishInput(input)),
-    });
-    await this.#callApp(environ, response);
+    const response = new ResponseWriter(this.#out, head.method, head.minor, head.keepAlive, this);
+    const called = this.#callApp(environ, response);
+    if (called) return called.then(() => this.#afterResponse(head, response, environ, began));
+    return this.#afterResponse(head, response, environ, began);
+  }
+
+  /** The ClosePolicy the response asks when its head is written. */
+  closeAfterResponse(): boolean {
+    return this.#engine.draining || (this.#input !== null && !canFinishInput(this.#input));
+  }
+
+  #afterResponse(
+    head: RequestHead,
+    response: ResponseWriter,
+    environ: Environ,
+    began: number,
+  ): boolean | Promise<boolean> {
     this.#abort = null;
-    const reusable = response.keepAlive && (input === null || await this.#finishInput(input));
-    this.#logAccess(head.method, head.target, protocolOf(head), response, began, environ);
+    this.#logAccess(head, response, began, environ);
+    const input = this.#input;
+    this.#input = null;
+    if (!response.keepAlive || this.#engine.draining) return this.#flushThen(false);
+    if (input !== null && !input.finished) return this.#finishInput(input);
     // Responses to pipelined requests leave together; the last one is flushed before reading.
-    if (this.start === this.end || !reusable) await this.#out.flush();
-    return reusable && !engine.draining;
+    return this.start === this.end ? this.#flushThen(true) : true;
+  }
+
+  async #flushThen(reusable: boolean): Promise<boolean> {
+    await this.#out.flush();
+    return reusable;
   }
 
   #openInput(head: RequestHead): RequestInput | HttpError {
@@ -268,19 +307,47 @@ export class Connection {
     this.buf = grown;
   }
 
-  async #callApp(environ: Environ, response: ResponseWriter): Promise<void> {
+  /** Calls the app and sends its response; undefined when nothing had to be awaited. */
+  #callApp(environ: Environ, response: ResponseWriter): Promise<void> | undefined {
     let body: Body | undefined;
     try {
       const result = this.#engine.app(environ, response.startResponse);
-      if (result instanceof Promise) {
-        await this.#out.flush();
-        body = await result;
-      } else body = result;
-      await response.send(body);
+      if (result instanceof Promise) return this.#callAppAsync(result, response);
+      body = result;
+      const sent = response.send(body);
+      if (sent) return this.#awaitSent(sent, body, response);
+    } catch (error) {
+      const failed = this.#appFailed(error, response);
+      if (body !== undefined) this.#closeBody(body);
+      return failed;
+    }
+    this.#closeBody(body);
+    return undefined;
+  }
+
+  async #callAppAsync(result: Promise<Body>, response: ResponseWriter): Promise<void> {
+    // What is buffered (earlier pipelined responses) should not wait on this app.
+    await this.#out.flush();
+    let body: Body;
+    try {
+      body = await result;
+    } catch (error) {
+      return this.#appFailed(error, response);
+    }
+    await this.#awaitSent(undefined, body, response);
+  }
+
+  async #awaitSent(
+    sent: Promise<void> | undefined,
+    body: Body,
+    response: ResponseWriter,
+  ): Promise<void> {
+    try {
+      await (sent ?? response.send(body));
     } catch (error) {
       await this.#appFailed(error, response);
     } finally {
-      if (body !== undefined) this.#closeBody(body);
+      this.#closeBody(body);
     }
   }
 
@@ -298,13 +365,14 @@ export class Connection {
     }
   }
 
-  async #appFailed(error: unknown, response: ResponseWriter): Promise<void> {
+  #appFailed(error: unknown, response: ResponseWriter): Promise<void> | undefined {
     const log = this.#engine.errorLog;
     if (error instanceof WriteFailedError || error instanceof ClientGoneError) {
       log.debug(`${error.message} (${this.info.remoteAddr})`);
       this.#abort?.abort(error);
+      response.keepAlive = false;
       this.close();
-      return;
+      return undefined;
     }
     const status = error instanceof HttpError ? error.status : 500;
     if (error instanceof HttpError) {
@@ -313,38 +381,43 @@ export class Connection {
     else log.error("App raised an exception", error);
     // A body error means the stream is out of step; after our own 500 it is still in step.
     const closeAfter = error instanceof HttpError;
-    if (!response.writeErrorResponse(status, closeAfter)) {
-      log.error("Response aborted: the app failed after its head was sent");
-      response.keepAlive = false;
-      // Earlier pipelined responses are whole and go out; this one ends short, and the
-      // close tells the client so.
-      await this.#out.flush().catch(() => {});
-      this.close();
-    }
+    if (response.writeErrorResponse(status, closeAfter)) return undefined;
+    log.error("Response aborted: the app failed after its head was sent");
+    response.keepAlive = false;
+    return this.#abortResponse();
+  }
+
+  /**
+   * Earlier pipelined responses are whole and go out; this one ends short, and closing the
+   * connection tells the client so.
+   */
+  async #abortResponse(): Promise<void> {
+    await this.#out.flush().catch(() => {});
+    this.close();
   }
 
   /** After the response: reach the end of the body, or give up the connection. */
   async #finishInput(input: RequestInput): Promise<boolean> {
-    if (input.finished) return true;
-    return canFinishInput(input) && await input.drain(DRAIN_LIMIT);
+    const reusable = canFinishInput(input) && await input.drain(DRAIN_LIMIT);
+    if (!reusable || this.start === this.end) await this.#out.flush();
+    return reusable;
   }
 
   #serveError(head: RequestHead, error: HttpError, began: number): Promise<boolean> {
     this.#engine.errorLog.info(`${error.status} ${error.message} from ${this.info.remoteAddr}`);
-    const response = new ResponseWriter(this.#out, {
-      method: head.method,
-      minor: head.minor,
-      keepAlive: false,
-    });
+    const response = new ResponseWriter(this.#out, head.method, head.minor, false);
     response.writeErrorResponse(error.status, true);
-    this.#logAccess(head.method, head.target, protocolOf(head), response, began, undefined);
-    return this.#out.flush().then(() => false);
+    this.#logAccess(head, response, began, undefined);
+    return this.#flushThen(false);
+  }
+
+  /** A timestamp for the access log's duration; free when there is no access log. */
+  #clock(): number {
+    return this.#engine.accessLog === null ? 0 : performance.now();
   }
 
   #logAccess(
-    method: string,
-    target: string,
-    protocol: string,
+    head: RequestHead | undefined,
     response: ResponseWriter,
     began: number,
     env: Environ | undefined,
@@ -353,9 +426,9 @@ export class Connection {
     if (accessLog === null) return;
     accessLog.write({
       remoteAddr: this.info.remoteAddr,
-      method,
-      target,
-      protocol,
+      method: head?.method ?? "-",
+      target: head?.target ?? "-",
+      protocol: head ? protocolOf(head) : "-",
       status: response.status,
       bytesSent: response.bodyBytes,
       referer: env?.HTTP_REFERER as string | undefined,

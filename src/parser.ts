@@ -263,30 +263,30 @@ function parseFields(
   const fields = head.fields;
   const end = text.length - 2;
   while (i < end) {
-    const lineEnd = text.indexOf("\r\n", i);
     const first = text.charCodeAt(i);
     if (first === SP || first === HTAB) {
       return new HttpError(400, "Obsolete line folding is not accepted");
     }
+    // The name is hashed while it is checked, so a known spelling needs no new string.
     let colon = i;
-    while (TCHAR[text.charCodeAt(colon)] === 1) colon++;
-    if (colon === i || colon >= lineEnd || text.charCodeAt(colon) !== COLON) {
+    let hash = 0;
+    for (let c = first; TCHAR[c] === 1; c = text.charCodeAt(++colon)) hash = (hash * 31 + c) | 0;
+    if (colon === i || text.charCodeAt(colon) !== COLON) {
       return new HttpError(400, "Invalid header field name");
+    }
+    // One pass checks the value and finds the line's end (the scanner made every LF a CRLF).
+    let lineEnd = colon + 1;
+    let c = text.charCodeAt(lineEnd);
+    while (FIELD_CHAR[c] === 1) c = text.charCodeAt(++lineEnd);
+    if (c !== CR || text.charCodeAt(lineEnd + 1) !== LF) {
+      if (c > 0xff && ascii) return NOT_ASCII;
+      return new HttpError(400, "Invalid character in header field value");
     }
     let valueStart = colon + 1;
     let valueEnd = lineEnd;
     while (valueStart < valueEnd && isOws(text.charCodeAt(valueStart))) valueStart++;
     while (valueEnd > valueStart && isOws(text.charCodeAt(valueEnd - 1))) valueEnd--;
-    for (let j = valueStart; j < valueEnd; j++) {
-      const c = text.charCodeAt(j);
-      if (c >= 0x80) {
-        if (ascii) return NOT_ASCII;
-        if (c > 0xff) return new HttpError(400, "Invalid character in header field value");
-      } else if (FIELD_CHAR[c] === 0) {
-        return new HttpError(400, "Invalid character in header field value");
-      }
-    }
-    const key = environKey(text.slice(i, colon));
+    const key = cachedEnvironKey(text, i, colon, hash);
     const value = text.slice(valueStart, valueEnd);
     const error = tallyField(key, value, head, tally);
     if (error) return error;
@@ -294,6 +294,22 @@ function parseFields(
     i = lineEnd + 2;
   }
   return checkHost(head, tally) ?? tally;
+}
+
+const NAME_SLOTS = 512;
+const slotNames: string[] = new Array(NAME_SLOTS).fill("");
+const slotKeys: string[] = new Array(NAME_SLOTS).fill("");
+
+/** environKey() for text[start, end), by a direct-mapped cache of spellings seen before. */
+function cachedEnvironKey(text: string, start: number, end: number, hash: number): string {
+  const slot = hash & (NAME_SLOTS - 1);
+  const name = slotNames[slot];
+  if (name.length === end - start && text.startsWith(name, start)) return slotKeys[slot];
+  const fresh = text.slice(start, end);
+  const key = environKey(fresh);
+  slotNames[slot] = fresh;
+  slotKeys[slot] = key;
+  return key;
 }
 
 function isOws(c: number): boolean {

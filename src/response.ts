@@ -7,15 +7,12 @@ import { FIELD_CHAR, TCHAR } from "./grammar.ts";
 import type { OutputBuffer } from "./output.ts";
 import type { Body, Chunk, StartResponse } from "./types.ts";
 
-/** What the writer needs to know of the request it answers. */
-export interface RequestFacts {
-  method: string;
-  minor: number;
-  /** The client allows keep-alive and the server is willing. */
-  keepAlive: boolean;
-  /** Asked when the head is written: must the connection close after this response? */
-  closeAfterResponse?(): boolean;
+/** Decides, when the head is written, whether the connection must close afterwards. */
+export interface ClosePolicy {
+  closeAfterResponse(): boolean;
 }
+
+const NEVER_CLOSE: ClosePolicy = { closeAfterResponse: () => false };
 
 /** Header names the server owns (RFC 9110 §7.6.1, PEP 3333's hop-by-hop list). */
 const HOP_BY_HOP = new Set([
@@ -28,13 +25,54 @@ const HOP_BY_HOP = new Set([
   "upgrade",
 ]);
 
+const CHECKED_SLOTS = 16;
+const checkedNames: unknown[] = new Array(CHECKED_SLOTS).fill(undefined);
+const checkedValues: unknown[] = new Array(CHECKED_SLOTS).fill(undefined);
+const checkedFlags: number[] = new Array(CHECKED_SLOTS).fill(0);
+const CONTENT_LENGTH = 1;
+
+/**
+ * Checks one response header pair and returns its flags; throws AppError when it may not be
+ * sent. A pair that passes is remembered for its place in the list.
+ */
+function checkHeader(name: unknown, value: unknown, index: number): number {
+  if (typeof name !== "string" || !isTokenString(name)) {
+    throw new AppError(`Invalid response header name ${JSON.stringify(name)}`);
+  }
+  if (typeof value !== "string") {
+    throw new AppError(`Response header "${name}" has a value that is not a string`);
+  }
+  if (!isFieldValueString(value)) {
+    throw new AppError(`Response header "${name}" has CR, LF, NUL or another control`);
+  }
+  let flags = 0;
+  const n = name.length;
+  if (n === 2 || n === 7 || n === 10 || n === 14 || n === 16 || n === 17) {
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      throw new AppError(`Response header "${name}" is hop-by-hop: the server sets it`);
+    }
+    if (lower === "content-length") {
+      if (parseDecimal(value) < 0) throw new AppError(`Invalid response Content-Length "${value}"`);
+      flags |= CONTENT_LENGTH;
+    }
+  }
+  if (index < CHECKED_SLOTS) {
+    checkedNames[index] = name;
+    checkedValues[index] = value;
+    checkedFlags[index] = flags;
+  }
+  return flags;
+}
+
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 const CRLF = encoder.encode("\r\n");
 
 /**
  * One response. Created per request; `startResponse` is handed to the app, then `send()` is
- * given what the app returned.
+ * given what the app returned. Work that needs no waiting is done without awaiting, so a
+ * pipelined run of small responses costs no promise per response.
  */
 export class ResponseWriter {
   readonly startResponse: StartResponse;
@@ -46,22 +84,35 @@ export class ResponseWriter {
   bodyBytes = 0;
 
   readonly #out: OutputBuffer;
-  readonly #request: RequestFacts;
+  readonly #method: string;
+  readonly #minor: number;
+  readonly #policy: ClosePolicy;
   #statusLine = "";
   #statusCode = 0;
   #headers: [string, string][] | null = null;
-  #latin1 = false;
   /** The app's Content-Length, or -1. */
   #declaredLength = -1;
   #headSent = false;
   #chunked = false;
   #noBody = false;
-  #legacy: Uint8Array[] = [];
+  #legacy: Uint8Array[] | null = null;
 
-  constructor(out: OutputBuffer, request: RequestFacts) {
+  /**
+   * `keepAlive` is whether the client allows the connection to stay open; `policy` may still
+   * close it when the head is written.
+   */
+  constructor(
+    out: OutputBuffer,
+    method: string,
+    minor: number,
+    keepAlive: boolean,
+    policy: ClosePolicy = NEVER_CLOSE,
+  ) {
     this.#out = out;
-    this.#request = request;
-    this.keepAlive = request.keepAlive;
+    this.#method = method;
+    this.#minor = minor;
+    this.keepAlive = keepAlive;
+    this.#policy = policy;
     this.startResponse = (status, headers, excInfo) => this.#start(status, headers, excInfo);
   }
 
@@ -80,7 +131,6 @@ export class ResponseWriter {
     }
     const code = checkStatus(status);
     this.#declaredLength = -1;
-    this.#latin1 = false;
     this.#headers = this.#checkHeaders(headers);
     this.#statusLine = status;
     this.#statusCode = code;
@@ -89,83 +139,74 @@ export class ResponseWriter {
 
   #checkHeaders(headers: [string, string][]): [string, string][] {
     if (!Array.isArray(headers)) throw new AppError("startResponse() headers must be an array");
-    for (const pair of headers) {
+    for (let i = 0; i < headers.length; i++) {
+      const pair = headers[i];
       if (!Array.isArray(pair) || pair.length !== 2) {
         throw new AppError("startResponse() headers must be [name, value] pairs");
       }
-      const [name, value] = pair;
-      if (typeof name !== "string" || !isTokenString(name)) {
-        throw new AppError(`Invalid response header name ${JSON.stringify(name)}`);
-      }
-      if (typeof value !== "string") {
-        throw new AppError(`Response header "${name}" has a value that is not a string`);
-      }
-      const kind = fieldValueKind(value);
-      if (kind === INVALID) {
-        throw new AppError(`Response header "${name}" has CR, LF, NUL or another control`);
-      }
-      if (kind === LATIN1) this.#latin1 = true;
-      this.#checkSpecialHeader(name, value);
+      const name = pair[0];
+      const value = pair[1];
+      // Apps send the same headers in the same order: a pair seen at this place before
+      // needs no second look at its characters.
+      const flags = i < CHECKED_SLOTS && checkedNames[i] === name && checkedValues[i] === value
+        ? checkedFlags[i]
+        : checkHeader(name, value, i);
+      if (flags & CONTENT_LENGTH) this.#setDeclaredLength(value);
     }
     return headers;
   }
 
-  #checkSpecialHeader(name: string, value: string): void {
-    const n = name.length;
-    if (n !== 2 && n !== 7 && n !== 10 && n !== 14 && n !== 16 && n !== 17) return;
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower)) {
-      throw new AppError(`Response header "${name}" is hop-by-hop: the server sets it`);
-    }
-    if (lower === "content-length") {
-      const length = parseDecimal(value);
-      if (length < 0) throw new AppError(`Invalid response Content-Length "${value}"`);
-      if (this.#declaredLength >= 0) throw new AppError("Repeated response Content-Length");
-      this.#declaredLength = length;
-    }
+  #setDeclaredLength(value: string): void {
+    if (this.#declaredLength >= 0) throw new AppError("Repeated response Content-Length");
+    this.#declaredLength = parseDecimal(value);
   }
 
   #legacyWrite(chunk: Chunk): void {
     if (this.#headers === null) throw new AppError("write() called before startResponse()");
-    this.#legacy.push(toBytes(chunk));
+    (this.#legacy ??= []).push(toBytes(chunk));
   }
 
   /**
-   * Sends what the app returned, then finishes the response. Throws AppError for a body that
-   * breaks the contract and WriteFailedError (output.ts) when the client cannot be written to.
+   * Sends what the app returned and finishes the response; undefined when that took no
+   * waiting. Throws (or rejects with) AppError for a body that breaks the contract, and
+   * WriteFailedError (output.ts) when the client cannot be written to.
    */
-  async send(body: Body): Promise<void> {
-    if (Array.isArray(body)) return await this.#sendArray(body);
+  send(body: Body): Promise<void> | undefined {
+    if (Array.isArray(body)) return this.#sendArray(body);
     if (body !== null && typeof body === "object") {
-      if (Symbol.asyncIterator in body) return await this.#sendAsync(body as AsyncIterable<Chunk>);
-      if (Symbol.iterator in body) return await this.#sendSync(body as Iterable<Chunk>);
+      if (Symbol.asyncIterator in body) return this.#sendAsync(body as AsyncIterable<Chunk>);
+      if (Symbol.iterator in body) {
+        return this.#sendSync((body as Iterable<Chunk>)[Symbol.iterator]());
+      }
     }
     if (typeof body === "string") throw new AppError("App returned a string; return [string]");
     throw new AppError(`App returned ${describe(body)}, which is not an iterable body`);
   }
 
   /** The common case: every chunk is known, so the length can be too. */
-  async #sendArray(body: Chunk[]): Promise<void> {
-    const chunks: Uint8Array[] = this.#legacy;
-    this.#legacy = [];
-    let total = 0;
-    for (const chunk of body) {
-      const bytes = toBytes(chunk);
-      total += bytes.length;
-      chunks.push(bytes);
-    }
+  #sendArray(body: Chunk[]): Promise<void> | undefined {
+    if (this.#legacy !== null) return this.#sendSync(body[Symbol.iterator]());
     this.#requireStarted();
+    if (body.length === 1) {
+      const bytes = toBytes(body[0]);
+      if (!this.#headSent) this.#writeHead(bytes.length);
+      const pending = this.#writeBody(bytes);
+      return pending ? pending.then(() => this.#finish()) : this.#finish();
+    }
+    const chunks = body.map(toBytes);
+    let total = 0;
+    for (const bytes of chunks) total += bytes.length;
     if (!this.#headSent) this.#writeHead(total);
-    for (const bytes of chunks) await this.#writeBody(bytes);
-    await this.#finish();
+    return this.#sendSync(chunks[Symbol.iterator]());
   }
 
-  async #sendSync(body: Iterable<Chunk>): Promise<void> {
-    for (const chunk of body) {
-      const pending = this.#writeChunk(toBytes(chunk));
-      if (pending) await pending;
+  #sendSync(chunks: Iterator<Chunk>): Promise<void> | undefined {
+    while (true) {
+      const next = chunks.next();
+      if (next.done) return this.#legacy !== null ? this.#finishLegacy() : this.#finish();
+      const pending = this.#writeChunk(toBytes(next.value));
+      if (pending) return pending.then(() => this.#sendSync(chunks));
     }
-    await this.#finish();
   }
 
   async #sendAsync(body: AsyncIterable<Chunk>): Promise<void> {
@@ -173,33 +214,38 @@ export class ResponseWriter {
       const pending = this.#writeChunk(toBytes(chunk));
       if (pending) await pending;
       // TSGI.md: each chunk is sent as it comes.
-      await this.#flush();
+      await this.#out.flush();
     }
-    await this.#finish();
+    await (this.#legacy !== null ? this.#finishLegacy() : this.#finish());
   }
 
   #writeChunk(bytes: Uint8Array): Promise<void> | undefined {
-    if (this.#legacy.length > 0) return this.#writeLegacyThen(bytes);
+    if (this.#legacy !== null) return this.#writeLegacyThen(bytes);
     if (bytes.length === 0) return undefined;
     this.#requireStarted();
     if (!this.#headSent) this.#writeHead(-1);
     return this.#writeBody(bytes);
   }
 
+  /** Bytes given to the legacy write() go before the body's (TSGI.md). */
   async #writeLegacyThen(bytes: Uint8Array): Promise<void> {
-    const legacy = this.#legacy;
-    this.#legacy = [];
+    const legacy = this.#legacy as Uint8Array[];
+    this.#legacy = null;
     for (const piece of legacy) await this.#writeChunk(piece);
     await this.#writeChunk(bytes);
   }
 
-  /** Ends the body: flushes legacy writes, sends an empty body's head, the last chunk. */
-  async #finish(): Promise<void> {
-    if (this.#legacy.length > 0) await this.#writeLegacyThen(EMPTY);
+  async #finishLegacy(): Promise<void> {
+    await this.#writeLegacyThen(EMPTY);
+    this.#finish();
+  }
+
+  /** Ends the body: an empty body's head, the last chunk, or the length check. */
+  #finish(): undefined {
     this.#requireStarted();
     if (!this.#headSent) this.#writeHead(0);
     if (this.#chunked) {
-      this.#out.appendText("0\r\n\r\n", false);
+      this.#out.appendLatin1("0\r\n\r\n");
     } else if (
       this.#declaredLength >= 0 && !this.#noBody && this.bodyBytes < this.#declaredLength
     ) {
@@ -208,6 +254,7 @@ export class ResponseWriter {
         `Body shorter than its Content-Length (${this.bodyBytes} of ${this.#declaredLength} bytes)`,
       );
     }
+    return undefined;
   }
 
   #requireStarted(): void {
@@ -220,9 +267,8 @@ export class ResponseWriter {
    */
   #writeHead(knownLength: number): void {
     const code = this.#statusCode;
-    const request = this.#request;
-    if (this.keepAlive && request.closeAfterResponse?.()) this.keepAlive = false;
-    this.#noBody = request.method === "HEAD" || code === 204 || code === 304;
+    if (this.keepAlive && this.#policy.closeAfterResponse()) this.keepAlive = false;
+    this.#noBody = this.#method === "HEAD" || code === 204 || code === 304;
     let head = "HTTP/1.1 " + this.#statusLine + "\r\n";
     const headers = this.#headers as [string, string][];
     for (let i = 0; i < headers.length; i++) {
@@ -233,18 +279,18 @@ export class ResponseWriter {
     }
     head += "Date: " + httpDate() + "\r\n";
     head += this.#framingHeaders(knownLength);
-    this.#out.appendText(head + "\r\n", this.#latin1);
+    this.#out.appendLatin1(head + "\r\n");
     this.#headSent = true;
     this.status = code;
   }
 
   #framingHeaders(knownLength: number): string {
     let fields = "";
-    if (this.#declaredLength < 0 && !(this.#noBody && this.#request.method !== "HEAD")) {
+    if (this.#declaredLength < 0 && !(this.#noBody && this.#method !== "HEAD")) {
       if (knownLength >= 0) {
         fields = "Content-Length: " + knownLength + "\r\n";
         this.#declaredLength = knownLength;
-      } else if (this.#request.minor === 1) {
+      } else if (this.#minor === 1) {
         if (!this.#noBody) {
           fields = "Transfer-Encoding: chunked\r\n";
           this.#chunked = true;
@@ -255,7 +301,7 @@ export class ResponseWriter {
       }
     }
     if (!this.keepAlive) fields += "Connection: close\r\n";
-    else if (this.#request.minor === 0) fields += "Connection: keep-alive\r\n";
+    else if (this.#minor === 0) fields += "Connection: keep-alive\r\n";
     return fields;
   }
 
@@ -267,7 +313,7 @@ export class ResponseWriter {
     }
     this.bodyBytes += bytes.length;
     if (!this.#chunked) return this.#out.append(bytes);
-    this.#out.appendText(bytes.length.toString(16) + "\r\n", false);
+    this.#out.appendLatin1(bytes.length.toString(16) + "\r\n");
     const pending = this.#out.append(bytes);
     if (pending) return pending.then(() => void this.#out.append(CRLF));
     return this.#out.append(CRLF);
@@ -282,10 +328,6 @@ export class ResponseWriter {
     throw new AppError(`Body longer than its Content-Length (${declared} bytes)`);
   }
 
-  #flush(): Promise<void> {
-    return this.#out.flush();
-  }
-
   /**
    * The response for an app that failed before sending anything: a short 500 (or the status
    * its error carries) with a generic body. Returns false when the head had already gone out,
@@ -296,16 +338,15 @@ export class ResponseWriter {
     const reason = STATUS_TEXT[status] ?? "Error";
     const body = reason + "\n";
     this.keepAlive = this.keepAlive && !closeAfter;
-    this.#out.appendText(
+    this.#out.appendLatin1(
       `HTTP/1.1 ${status} ${reason}\r\nDate: ${httpDate()}\r\n` +
         `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n` +
         (this.keepAlive ? "" : "Connection: close\r\n") + "\r\n" +
-        (this.#request.method === "HEAD" ? "" : body),
-      false,
+        (this.#method === "HEAD" ? "" : body),
     );
     this.#headSent = true;
     this.status = status;
-    this.bodyBytes = this.#request.method === "HEAD" ? 0 : body.length;
+    this.bodyBytes = this.#method === "HEAD" ? 0 : body.length;
     return true;
   }
 }
@@ -318,7 +359,7 @@ function checkStatus(status: string): number {
   const code = parseDecimal(status.slice(0, 3));
   if (code < 100 || code > 599) throw new AppError(`Invalid status code in "${status}"`);
   if (code < 200) throw new AppError(`Status "${status}" is informational, not a final status`);
-  if (fieldValueKind(status) === INVALID) {
+  if (!isFieldValueString(status)) {
     throw new AppError(`Status ${JSON.stringify(status)} holds a control character`);
   }
   return code;
@@ -344,19 +385,12 @@ function isTokenString(s: string): boolean {
   return true;
 }
 
-const ASCII = 0;
-const LATIN1 = 1;
-const INVALID = 2;
-
-/** Whether a field value is plain ASCII, needs Latin-1 bytes, or cannot be sent at all. */
-function fieldValueKind(s: string): number {
-  let kind = ASCII;
+/** Whether a field value can be sent: field characters only, each one byte (Latin-1). */
+function isFieldValueString(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c > 0xff || FIELD_CHAR[c] === 0) return INVALID;
-    if (c > 0x7f) kind = LATIN1;
+    if (FIELD_CHAR[s.charCodeAt(i)] !== 1) return false;
   }
-  return kind;
+  return true;
 }
 
 function toBytes(chunk: Chunk): Uint8Array {
