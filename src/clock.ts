@@ -6,12 +6,20 @@ const TICK_MS = 100;
 
 let now = Date.now();
 let dateValue = new Date(now).toUTCString();
+let dateLine = encodeDateLine(dateValue);
 let ticking = false;
 
 function tick(): void {
   now = Date.now();
   const value = new Date(now).toUTCString();
-  if (value !== dateValue) dateValue = value;
+  if (value !== dateValue) {
+    dateValue = value;
+    dateLine = encodeDateLine(value);
+  }
+}
+
+function encodeDateLine(value: string): Uint8Array {
+  return new TextEncoder().encode(`Date: ${value}\r\n`);
 }
 
 /** Starts the timer on first use; it never keeps the process alive by itself. */
@@ -33,4 +41,10 @@ export function coarseNow(): number {
 export function httpDate(): string {
   if (!ticking) ensureTicking();
   return dateValue;
+}
+
+/** The whole "Date: …\r\n" header line as bytes, made once per second. */
+export function httpDateLine(): Uint8Array {
+  if (!ticking) ensureTicking();
+  return dateLine;
 }

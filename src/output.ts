@@ -49,6 +49,32 @@ export class OutputBuffer {
     this.#len = len;
   }
 
+  /** Makes room for `n` more bytes, so that the put* calls that follow need no checks. */
+  reserve(n: number): void {
+    if (this.#len + n > this.#buf.length) this.#grow(this.#len + n);
+  }
+
+  /** Like appendLatin1(), into room made by reserve(). */
+  putLatin1(s: string): void {
+    const buf = this.#buf;
+    let len = this.#len;
+    for (let i = 0; i < s.length; i++) buf[len++] = s.charCodeAt(i);
+    this.#len = len;
+  }
+
+  /** Puts a few bytes (a constant) into room made by reserve(). */
+  putBytes(bytes: Uint8Array): void {
+    const buf = this.#buf;
+    let len = this.#len;
+    for (let i = 0; i < bytes.length; i++) buf[len++] = bytes[i];
+    this.#len = len;
+  }
+
+  /** Puts a non-negative integer in decimal into room made by reserve(). */
+  putDecimal(n: number): void {
+    this.putLatin1(String(n));
+  }
+
   /** Appends bytes; a large piece flushes what is buffered and is written on its own. */
   append(bytes: Uint8Array): Promise<void> | undefined {
     if (bytes.length <= COPY_LIMIT) {
@@ -106,8 +132,10 @@ export class OutputBuffer {
   }
 
   #reserve(n: number): void {
-    const need = this.#len + n;
-    if (need <= this.#buf.length) return;
+    if (this.#len + n > this.#buf.length) this.#grow(this.#len + n);
+  }
+
+  #grow(need: number): void {
     let size = this.#buf.length * 2;
     while (size < need) size *= 2;
     const grown = new Uint8Array(size);

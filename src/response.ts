@@ -1,7 +1,7 @@
 // The response side of one request: `startResponse` as TSGI.md defines it, the checks on what
 // the app sends, the framing (Content-Length, chunked, or close), and the body's bytes.
 
-import { httpDate } from "./clock.ts";
+import { httpDate, httpDateLine } from "./clock.ts";
 import { AppError, STATUS_TEXT } from "./errors.ts";
 import { FIELD_CHAR, TCHAR } from "./grammar.ts";
 import type { OutputBuffer } from "./output.ts";
@@ -68,6 +68,18 @@ function checkHeader(name: unknown, value: unknown, index: number): number {
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 const CRLF = encoder.encode("\r\n");
+const COLON_SPACE = encoder.encode(": ");
+const STATUS_LINE_START = encoder.encode("HTTP/1.1 ");
+const CONTENT_LENGTH_START = encoder.encode("Content-Length: ");
+const CHUNKED_LINE = encoder.encode("Transfer-Encoding: chunked\r\n");
+const CLOSE_LINE = encoder.encode("Connection: close\r\n");
+const KEEP_ALIVE_LINE = encoder.encode("Connection: keep-alive\r\n");
+/** Room for what every head has besides the app's fields: status line, Date, framing. */
+const FIXED_HEAD_BYTES = 160;
+/** The app's Content-Length, or none needed (no body, or the close ends it). */
+const FRAMING_APP = 0;
+const FRAMING_LENGTH = 1;
+const FRAMING_CHUNKED = 2;
 
 /**
  * One response. Created per request; `startResponse` is handed to the app, then `send()` is
@@ -269,40 +281,54 @@ export class ResponseWriter {
     const code = this.#statusCode;
     if (this.keepAlive && this.#policy.closeAfterResponse()) this.keepAlive = false;
     this.#noBody = this.#method === "HEAD" || code === 204 || code === 304;
-    let head = "HTTP/1.1 " + this.#statusLine + "\r\n";
+    const framing = this.#framing(knownLength);
     const headers = this.#headers as [string, string][];
+    const out = this.#out;
+    let size = this.#statusLine.length + FIXED_HEAD_BYTES;
     for (let i = 0; i < headers.length; i++) {
-      const [name, value] = headers[i];
-      // RFC 9110 §8.6: no Content-Length on 204.
-      if (code === 204 && this.#declaredLength >= 0 && name.length === 14) continue;
-      head += name + ": " + value + "\r\n";
+      size += headers[i][0].length + headers[i][1].length + 4;
     }
-    head += "Date: " + httpDate() + "\r\n";
-    head += this.#framingHeaders(knownLength);
-    this.#out.appendLatin1(head + "\r\n");
+    out.reserve(size);
+    out.putBytes(STATUS_LINE_START);
+    out.putLatin1(this.#statusLine);
+    out.putBytes(CRLF);
+    for (let i = 0; i < headers.length; i++) {
+      const header = headers[i];
+      // RFC 9110 §8.6: no Content-Length on 204.
+      if (code === 204 && this.#declaredLength >= 0 && header[0].length === 14) continue;
+      out.putLatin1(header[0]);
+      out.putBytes(COLON_SPACE);
+      out.putLatin1(header[1]);
+      out.putBytes(CRLF);
+    }
+    out.putBytes(httpDateLine());
+    if (framing === FRAMING_LENGTH) {
+      out.putBytes(CONTENT_LENGTH_START);
+      out.putDecimal(knownLength);
+      out.putBytes(CRLF);
+    } else if (framing === FRAMING_CHUNKED) out.putBytes(CHUNKED_LINE);
+    if (!this.keepAlive) out.putBytes(CLOSE_LINE);
+    else if (this.#minor === 0) out.putBytes(KEEP_ALIVE_LINE);
+    out.putBytes(CRLF);
     this.#headSent = true;
     this.status = code;
   }
 
-  #framingHeaders(knownLength: number): string {
-    let fields = "";
-    if (this.#declaredLength < 0 && !(this.#noBody && this.#method !== "HEAD")) {
-      if (knownLength >= 0) {
-        fields = "Content-Length: " + knownLength + "\r\n";
-        this.#declaredLength = knownLength;
-      } else if (this.#minor === 1) {
-        if (!this.#noBody) {
-          fields = "Transfer-Encoding: chunked\r\n";
-          this.#chunked = true;
-        }
-      } else if (!this.#noBody) {
-        // HTTP/1.0 without a length: the end of the connection ends the body.
-        this.keepAlive = false;
-      }
+  /** Decides how the body is delimited; the server's own length goes out only when known. */
+  #framing(knownLength: number): number {
+    if (this.#declaredLength >= 0 || (this.#noBody && this.#method !== "HEAD")) return FRAMING_APP;
+    if (knownLength >= 0) {
+      this.#declaredLength = knownLength;
+      return FRAMING_LENGTH;
     }
-    if (!this.keepAlive) fields += "Connection: close\r\n";
-    else if (this.#minor === 0) fields += "Connection: keep-alive\r\n";
-    return fields;
+    if (this.#noBody) return FRAMING_APP;
+    if (this.#minor === 1) {
+      this.#chunked = true;
+      return FRAMING_CHUNKED;
+    }
+    // HTTP/1.0 without a length: the end of the connection ends the body.
+    this.keepAlive = false;
+    return FRAMING_APP;
   }
 
   #writeBody(bytes: Uint8Array): Promise<void> | undefined {
