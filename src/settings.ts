@@ -23,6 +23,10 @@ export interface Config {
   maxRequests: number;
   maxRequestsJitter: number;
   timeout: number;
+  isolate: "none" | "request";
+  spares: number;
+  maxChildren: number;
+  maxQueue: number;
 }
 
 /** A setting's value was refused; the message names the flag and the value. */
@@ -195,6 +199,40 @@ export const SETTINGS: readonly Setting[] = [
     help: "A worker silent for this long (hung request, blocked event loop) is killed and " +
       "replaced; 0: never.",
     parse: parseSeconds,
+  },
+  {
+    key: "isolate",
+    flag: "isolate",
+    metavar: "MODE",
+    default: "none",
+    help: "none: apps run in the serving process; request: each request runs in a fresh " +
+      "child process that serves only it.",
+    parse: (raw, flag) => oneOf(raw, flag, ["none", "request"]),
+  },
+  {
+    key: "spares",
+    flag: "spares",
+    metavar: "N",
+    default: "2",
+    help: "With --isolate request: children started ahead, app imported, waiting for a request.",
+    parse: nonNegativeInteger,
+  },
+  {
+    key: "maxChildren",
+    flag: "max-children",
+    metavar: "N",
+    default: "32",
+    help: "With --isolate request: most children alive at once; further requests wait in order.",
+    parse: positiveInteger,
+  },
+  {
+    key: "maxQueue",
+    flag: "max-queue",
+    metavar: "N",
+    default: "1024",
+    help: "With --isolate request: most requests waiting for a child; beyond it, 503 with " +
+      "Retry-After.",
+    parse: nonNegativeInteger,
   },
 ];
 
