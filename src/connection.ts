@@ -26,6 +26,8 @@ export interface Engine {
   maxBodySize: number;
   keepAliveMs: number;
   headerTimeoutMs: number;
+  /** A write with no progress for this long closes the connection; 0 for never. */
+  writeTimeoutMs: number;
   errorLog: ErrorLog;
   accessLog: AccessLog | null;
   environ: EnvironDefaults;
@@ -52,6 +54,8 @@ const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
 
 export class Connection implements ClosePolicy {
   buf: Uint8Array = new Uint8Array(INITIAL_READ_BUFFER);
+  /** buf as a view of itself, kept so a read into an empty buffer allocates nothing. */
+  #wholeView: Uint8Array = this.buf;
   start = 0;
   end = 0;
   state: ConnState = ConnState.Idle;
@@ -118,17 +122,29 @@ export class Connection implements ClosePolicy {
     }
   }
 
-  /** The sweeper's call when `deadline` has passed. */
+  /** Whether a timeout has run out at `now`: the read state's deadline, or a stuck write. */
+  expired(now: number): boolean {
+    if (this.deadline < now) return true;
+    const since = this.#out.writingSince;
+    const limit = this.#engine.writeTimeoutMs;
+    return since > 0 && limit > 0 && now - since > limit;
+  }
+
+  /** The sweeper's call when expired() says so. */
   expire(): void {
-    if (this.state === ConnState.ReadingHead) {
-      this.#engine.errorLog.info(`Request head not received in time from ${this.info.remoteAddr}`);
+    const peer = this.info.remoteAddr;
+    if (this.#out.writingSince > 0) {
+      this.#engine.errorLog.info(`Write timed out: ${peer} reads too slowly`);
+    } else if (this.state === ConnState.ReadingHead) {
+      this.#engine.errorLog.info(`Request head not received in time from ${peer}`);
     }
     this.close();
   }
 
   /** Reads more bytes into buf; false at end of stream or when the socket was closed. */
   async fill(): Promise<boolean> {
-    if (this.#out.length > 0) await this.#out.flush();
+    const backlog = this.#out.flushBehind();
+    if (backlog) await backlog;
     if (this.#readAhead === null && !this.#ended) this.#startRead();
     await this.#readAhead;
     return !this.#ended;
@@ -141,7 +157,8 @@ export class Connection implements ClosePolicy {
    */
   #startRead(): void {
     this.#makeRoom();
-    this.#readAhead = this.#conn.read(this.buf.subarray(this.end)).then(
+    const view = this.end === 0 ? this.#wholeView : this.buf.subarray(this.end);
+    this.#readAhead = this.#conn.read(view).then(
       (n) => this.#readDone(n),
       () => this.#readDone(null),
     );
@@ -185,7 +202,7 @@ export class Connection implements ClosePolicy {
     } else {
       const grown = new Uint8Array(this.buf.length * 2);
       grown.set(this.buf.subarray(this.start, this.end));
-      this.buf = grown;
+      this.buf = this.#wholeView = grown;
     }
     this.start = 0;
     this.end = used;
@@ -280,8 +297,8 @@ export class Connection implements ClosePolicy {
     this.#input = null;
     if (!response.keepAlive || this.#engine.draining) return this.#flushThen(false);
     if (input !== null && !input.finished) return this.#finishInput(input);
-    // Responses to pipelined requests leave together; the last one is flushed before reading.
-    return this.start === this.end ? this.#flushThen(true) : true;
+    // Responses to pipelined requests leave together, flushed when the next read is due.
+    return true;
   }
 
   async #flushThen(reusable: boolean): Promise<boolean> {
@@ -304,7 +321,7 @@ export class Connection implements ClosePolicy {
     grown.set(this.buf.subarray(this.start, this.end));
     this.end -= this.start;
     this.start = 0;
-    this.buf = grown;
+    this.buf = this.#wholeView = grown;
   }
 
   /** Calls the app and sends its response; undefined when nothing had to be awaited. */
@@ -399,7 +416,7 @@ export class Connection implements ClosePolicy {
   /** After the response: reach the end of the body, or give up the connection. */
   async #finishInput(input: RequestInput): Promise<boolean> {
     const reusable = canFinishInput(input) && await input.drain(DRAIN_LIMIT);
-    if (!reusable || this.start === this.end) await this.#out.flush();
+    if (!reusable) await this.#out.flush();
     return reusable;
   }
 

@@ -14,6 +14,9 @@ export class WriteFailedError extends Error {
   }
 }
 
+import { coarseNow } from "./clock.ts";
+
+const RESOLVED = Promise.resolve();
 const INITIAL_SIZE = 16 * 1024;
 /** Past this a chunk is written directly rather than copied into the buffer. */
 const COPY_LIMIT = 64 * 1024;
@@ -24,8 +27,11 @@ export class OutputBuffer {
   #spare: Uint8Array | null = null;
   #len = 0;
   #inFlight: Promise<void> | null = null;
+  #failure: WriteFailedError | null = null;
   /** Bytes handed to the socket so far. */
   written = 0;
+  /** When the write in progress started (coarse ms), or 0: a slow reader shows here. */
+  writingSince = 0;
 
   constructor(writer: Writer) {
     this.#writer = writer;
@@ -83,52 +89,73 @@ export class OutputBuffer {
       this.#len += bytes.length;
       return this.#len >= COPY_LIMIT ? this.flush() : undefined;
     }
-    return this.#flushThen(bytes);
+    this.flushBehind();
+    return this.#enqueue(bytes, null);
   }
 
   /**
-   * Writes everything buffered. Writes never overlap: a flush waits for the one in flight,
-   * and what is appended meanwhile goes into the other of two buffers.
+   * Writes everything buffered; resolves when it, and every write before it, is done.
+   * Writes never overlap: each starts when the one before has finished, and what is appended
+   * meanwhile goes into the other of two buffers.
    */
-  async flush(): Promise<void> {
-    while (this.#inFlight) await this.#inFlight;
-    if (this.#len === 0) return;
-    const full = this.#buf.subarray(0, this.#len);
+  flush(): Promise<void> {
+    if (this.#len === 0) {
+      if (this.#failure) return Promise.reject(this.#failure);
+      return this.#inFlight ?? RESOLVED;
+    }
+    const full = this.#buf;
+    const len = this.#len;
     this.#buf = this.#spare ?? new Uint8Array(INITIAL_SIZE);
-    this.#spare = full.length > 4 * COPY_LIMIT ? null : new Uint8Array(full.buffer);
+    this.#spare = null;
     this.#len = 0;
-    const write = this.#writeAll(full);
-    this.#inFlight = write;
-    try {
-      await write;
-    } finally {
-      this.#inFlight = null;
-    }
+    return this.#enqueue(full.subarray(0, len), full);
   }
 
-  async #flushThen(bytes: Uint8Array): Promise<void> {
-    await this.flush();
-    while (this.#inFlight) await this.#inFlight;
-    const write = this.#writeAll(bytes);
-    this.#inFlight = write;
-    try {
-      await write;
-    } finally {
-      this.#inFlight = null;
-    }
+  /**
+   * Starts writing what is buffered without waiting for it, so the next read is already on its
+   * way. Returns a promise only when an earlier write is still unfinished: the caller should
+   * wait on it, so a client that does not read cannot make the server buffer without end.
+   */
+  flushBehind(): Promise<void> | undefined {
+    const backlog = this.#inFlight;
+    if (this.#len > 0) this.flush().catch(() => {});
+    return backlog ?? undefined;
   }
 
-  async #writeAll(bytes: Uint8Array): Promise<void> {
-    let done = 0;
-    try {
-      while (done < bytes.length) {
-        done += await this.#writer.write(done === 0 ? bytes : bytes.subarray(done));
-      }
-    } catch (error) {
-      throw new WriteFailedError(error);
-    } finally {
-      this.written += done;
-    }
+  /** The first write failure, if any: the connection is of no further use then. */
+  get failure(): Error | null {
+    return this.#failure;
+  }
+
+  #enqueue(bytes: Uint8Array, recycle: Uint8Array | null): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const previous = this.#inFlight;
+    const start = () => this.#writeAll(bytes);
+    const write: Promise<void> = (previous === null ? start() : previous.then(start)).then(
+      () => {
+        if (this.#inFlight === write) this.#inFlight = null;
+        // A buffer grown for one large head should not stay large for the connection's life.
+        if (recycle !== null && recycle.length <= 4 * COPY_LIMIT) this.#spare = recycle;
+      },
+      (error) => {
+        if (this.#inFlight === write) this.#inFlight = null;
+        this.#failure ??= error instanceof WriteFailedError ? error : new WriteFailedError(error);
+        throw this.#failure;
+      },
+    );
+    // The stored promise is watched here; whoever awaits it sees the failure too.
+    write.catch(() => {});
+    this.#inFlight = write;
+    return write;
+  }
+
+  #writeAll(bytes: Uint8Array): Promise<void> {
+    this.writingSince = coarseNow();
+    return this.#writer.write(bytes).then((n) => {
+      this.written += n;
+      this.writingSince = 0;
+      if (n < bytes.length) return this.#writeAll(bytes.subarray(n));
+    });
   }
 
   #reserve(n: number): void {

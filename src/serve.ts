@@ -43,6 +43,7 @@ export function serve(app: App, options: ServeOptions = {}): ServerHandle {
     maxBodySize: config.maxBodySize,
     keepAliveMs: config.keepAlive * 1000,
     headerTimeoutMs: config.headerTimeout * 1000,
+    writeTimeoutMs: config.writeTimeout * 1000,
     errorLog,
     accessLog: openAccessLog(config.accessLog, options.accessSink),
     environ: {
@@ -53,7 +54,10 @@ export function serve(app: App, options: ServeOptions = {}): ServerHandle {
     },
     draining: false,
   };
-  const server = new Server(engine);
+  const server = new Server(engine, {
+    maxConnections: config.maxConnections,
+    maxPending: config.maxPending,
+  });
   const addrs = server.listen(config.bind, options.reusePort ?? false);
   const finished = server.serve();
   return {

@@ -3,6 +3,7 @@
 // and the graceful stop (stop accepting, close idle connections, let active ones finish).
 
 import { Connection, ConnState, type Engine } from "./connection.ts";
+import { httpDate } from "./clock.ts";
 import type { ConnectionInfo } from "./environ.ts";
 
 /** A TCP address to listen on. Port 0 takes a free port. */
@@ -21,8 +22,25 @@ interface Listening {
   serverPort: string;
 }
 
+/** How many connections one process takes on. */
+export interface Admission {
+  /** Served at once; past it, accepted connections wait. */
+  maxConnections: number;
+  /** Waiting at once; past it, a connection gets 503 and is closed. */
+  maxPending: number;
+}
+
+const UNLIMITED: Admission = { maxConnections: Infinity, maxPending: 0 };
+
+interface Pending {
+  conn: Deno.Conn;
+  listening: Listening;
+}
+
 export class Server {
   readonly engine: Engine;
+  readonly #admission: Admission;
+  readonly #pending: Pending[] = [];
   readonly #connections = new Set<Connection>();
   readonly #listening: Listening[] = [];
   readonly #acceptLoops: Promise<void>[] = [];
@@ -30,8 +48,9 @@ export class Server {
   #closing = false;
   #emptied: (() => void) | null = null;
 
-  constructor(engine: Engine) {
+  constructor(engine: Engine, admission: Admission = UNLIMITED) {
     this.engine = engine;
+    this.#admission = admission;
   }
 
   /** Opens the listeners. Throws Deno's error when an address cannot be bound. */
@@ -60,6 +79,11 @@ export class Server {
     return this.#connections.size;
   }
 
+  /** Connections accepted and waiting for a slot. */
+  get pendingCount(): number {
+    return this.#pending.length;
+  }
+
   /**
    * Stops gracefully: no new connections, idle ones closed at once, active ones given until
    * `gracefulMs` to finish their request, then closed. Resolves when none is left.
@@ -74,6 +98,7 @@ export class Server {
         // Already closed.
       }
     }
+    for (const { conn } of this.#pending.splice(0)) closeQuietly(conn);
     for (const connection of this.#connections) {
       if (connection.state === ConnState.Idle) connection.close();
     }
@@ -110,8 +135,25 @@ export class Server {
         await new Promise((resolve) => setTimeout(resolve, backoff));
         continue;
       }
-      this.#start(conn, listening);
+      this.#admit(conn, listening);
     }
+  }
+
+  /**
+   * Past --max-connections a connection waits, unread, for a slot; past --max-pending as well
+   * it is told 503 and closed, so a burst costs a bounded amount of memory.
+   */
+  #admit(conn: Deno.Conn, listening: Listening): void {
+    const { maxConnections, maxPending } = this.#admission;
+    if (this.#connections.size < maxConnections) return this.#start(conn, listening);
+    if (this.#pending.length < maxPending) {
+      this.#pending.push({ conn, listening });
+      return;
+    }
+    this.engine.errorLog.warning(
+      `Over capacity (${this.#connections.size} open, ${this.#pending.length} waiting): 503`,
+    );
+    rejectBusy(conn);
   }
 
   #start(conn: Deno.Conn, listening: Listening): void {
@@ -136,14 +178,52 @@ export class Server {
     this.#connections.add(connection);
     connection.run().finally(() => {
       this.#connections.delete(connection);
-      if (this.#connections.size === 0 && this.#emptied) this.#emptied();
+      const next = this.#pending.shift();
+      if (next) this.#start(next.conn, next.listening);
+      else if (this.#connections.size === 0 && this.#emptied) this.#emptied();
     });
   }
 
   #sweep(): void {
     const now = Date.now();
     for (const connection of this.#connections) {
-      if (connection.deadline < now) connection.expire();
+      if (connection.expired(now)) connection.expire();
     }
   }
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+const BUSY_BODY = "Service Unavailable\n";
+
+/**
+ * 503 for a connection the server has no room for. The request is read and dropped after the
+ * answer (for at most a second) so that closing does not reset the connection under it.
+ */
+function rejectBusy(conn: Deno.Conn): void {
+  const response = new TextEncoder().encode(
+    `HTTP/1.1 503 Service Unavailable\r\nDate: ${httpDate()}\r\nRetry-After: 1\r\n` +
+      `Content-Type: text/plain\r\nContent-Length: ${BUSY_BODY.length}\r\n` +
+      `Connection: close\r\n\r\n${BUSY_BODY}`,
+  );
+  const timer = setTimeout(() => closeQuietly(conn), 1000);
+  (async () => {
+    try {
+      await conn.write(response);
+      await conn.closeWrite();
+      const sink = new Uint8Array(4096);
+      while ((await conn.read(sink)) !== null);
+    } catch {
+      // The client went first; nothing to tell it.
+    } finally {
+      clearTimeout(timer);
+      closeQuietly(conn);
+    }
+  })();
 }

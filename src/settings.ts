@@ -23,6 +23,9 @@ export interface Config {
   maxRequests: number;
   maxRequestsJitter: number;
   timeout: number;
+  maxConnections: number;
+  maxPending: number;
+  writeTimeout: number;
   isolate: "none" | "request";
   spares: number;
   maxChildren: number;
@@ -121,6 +124,32 @@ export const SETTINGS: readonly Setting[] = [
     default: String(GIB),
     help: "Largest request body (suffixes K, M, G allowed); larger is answered 413. 0: no limit.",
     parse: parseSize,
+  },
+  {
+    key: "maxConnections",
+    flag: "max-connections",
+    metavar: "N",
+    default: "1000",
+    help: "Most connections served at once by one process; more wait (see --max-pending).",
+    parse: positiveInteger,
+  },
+  {
+    key: "maxPending",
+    flag: "max-pending",
+    metavar: "N",
+    default: "1000",
+    help: "Most accepted connections waiting for a free slot; beyond it a connection is " +
+      "answered 503 with Retry-After and closed.",
+    parse: nonNegativeInteger,
+  },
+  {
+    key: "writeTimeout",
+    flag: "write-timeout",
+    metavar: "SECONDS",
+    default: "30",
+    help: "A write to a client that makes no progress for this long closes the connection " +
+      "(slow readers); 0: never.",
+    parse: parseSeconds,
   },
   {
     key: "accessLog",

@@ -55,6 +55,7 @@ export function engineFor(app: App): Engine {
     maxBodySize: 1 << 30,
     keepAliveMs: 5000,
     headerTimeoutMs: 10000,
+    writeTimeoutMs: 30000,
     errorLog: new ErrorLog("error"),
     accessLog: null,
     environ: {
