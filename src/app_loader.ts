@@ -1,10 +1,12 @@
 // Loads the app a command line names — "path/to/app.ts" (default export) or
-// "path/to/app.ts:name" — and tells a TSGI app from a fetch app.
+// "path/to/app.ts:name" — tells a TSGI app from a fetch app, builds it first when the export
+// is a factory (--app-factory), and wraps it in the validator (--validate).
 
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { toTsgiApp } from "./fetch_adapter.ts";
 import type { App, FetchApp } from "./types.ts";
+import { validate } from "./validate.ts";
 
 /** The app could not be loaded; the message says why, in one line. */
 export class AppLoadError extends Error {
@@ -33,12 +35,20 @@ export function parseAppSpec(spec: string): { path: string; exportName: string }
 
 /** The settings that change how an app is loaded. */
 export interface LoadOptions {
+  /** The export is a function called once, and awaited, that returns the app. */
   appFactory?: boolean;
+  /** Wrap the app in validate(): contract breaches become 500s naming the rule. */
   validate?: boolean;
 }
 
-/** Imports the module and returns its app, or throws AppLoadError. */
-export async function loadApp(spec: string, _options: LoadOptions = {}): Promise<LoadedApp> {
+/**
+ * Imports the module and returns its app, or throws AppLoadError.
+ *
+ * ```ts
+ * const { app, kind } = await loadApp("apps/hello.ts", { validate: true });
+ * ```
+ */
+export async function loadApp(spec: string, options: LoadOptions = {}): Promise<LoadedApp> {
   const { path, exportName } = parseAppSpec(spec);
   const absolute = resolve(path);
   try {
@@ -61,7 +71,25 @@ export async function loadApp(spec: string, _options: LoadOptions = {}): Promise
         : `"${path}" has no export named "${exportName}"`,
     );
   }
-  return { ...classify(module[exportName], `${path}:${exportName}`), spec };
+  const where = `${path}:${exportName}`;
+  let value = module[exportName];
+  if (options.appFactory) value = await buildApp(value, where);
+  const { app, kind } = classify(value, options.appFactory ? `The app ${where} built` : where);
+  return { app: options.validate ? validate(app) : app, kind, spec };
+}
+
+/** Calls the factory once and awaits the app it returns. */
+async function buildApp(factory: unknown, where: string): Promise<unknown> {
+  if (typeof factory !== "function") {
+    throw new AppLoadError(
+      `${where} is not an app factory: expected a function, got ${describe(factory)}`,
+    );
+  }
+  try {
+    return await factory();
+  } catch (error) {
+    throw new AppLoadError(`App factory ${where} failed: ${firstLine(error)}`);
+  }
 }
 
 /** A function is a TSGI app; an object with fetch() is a fetch app. */
@@ -74,8 +102,12 @@ export function classify(value: unknown, where: string): { app: App; kind: "tsgi
   }
   throw new AppLoadError(
     `${where} is not an app: expected a function (TSGI app) or an object with fetch() ` +
-      `(fetch app), got ${value === null ? "null" : typeof value}`,
+      `(fetch app), got ${describe(value)}`,
   );
+}
+
+function describe(value: unknown): string {
+  return value === null ? "null" : typeof value;
 }
 
 function firstLine(error: unknown): string {

@@ -1,19 +1,27 @@
 // Fetch apps on TSGI: `toTsgiApp` turns a `(Request) => Response` handler, or an object with
-// `fetch()`, into a TSGI app (environ -> Request, Response -> startResponse + streamed body).
+// `fetch()` (a Hono app, a `deno serve` module), into a TSGI app: environ -> Request with its
+// body streamed from tsgi.input, Response -> startResponse + a body streamed out chunk by chunk.
+// The other direction, TSGI app -> fetch handler, is fetch_handler.ts.
 
+import { HttpError } from "./errors.ts";
+import { percentDecodePath } from "./environ.ts";
 import { headerNameOf } from "./field_names.ts";
-import type { App, Body, Chunk, Environ, FetchApp, Input } from "./types.ts";
+import type { App, Body, Environ, FetchApp, Input } from "./types.ts";
 
-/** Headers a Response may carry that belong to the connection, not the message. */
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-]);
+import { HOP_BY_HOP } from "./fetch_handler.ts";
+
+export { type FetchHandlerOptions, toFetchHandler } from "./fetch_handler.ts";
+
+/** What a fetch handler gets besides the Request: the peer, as `Deno.serve` gives it. */
+export interface FetchInfo {
+  remoteAddr: { transport: "tcp"; hostname: string; port: number };
+}
+
+/** `(request) => response`, the shape `Deno.serve` and workers take. */
+export type FetchHandler = (
+  request: Request,
+  info: FetchInfo,
+) => Response | Promise<Response>;
 
 const STATUS_REASONS: Record<number, string> = {
   200: "OK",
@@ -35,6 +43,7 @@ const STATUS_REASONS: Record<number, string> = {
   409: "Conflict",
   413: "Content Too Large",
   415: "Unsupported Media Type",
+  416: "Range Not Satisfiable",
   422: "Unprocessable Content",
   429: "Too Many Requests",
   500: "Internal Server Error",
@@ -48,24 +57,87 @@ export function reasonPhrase(status: number): string {
   return STATUS_REASONS[status] ?? "Unknown";
 }
 
-type FetchHandler = (request: Request) => Response | Promise<Response>;
+/** The server's disconnect signal, when the server offers one (connection.ts). */
+type SignalSource = () => AbortSignal;
 
-/** Wraps a fetch handler, or an object with `fetch()`, as a TSGI app. */
+/**
+ * Wraps a fetch handler, or an object with `fetch()`, as a TSGI app.
+ *
+ * ```ts
+ * import { Hono } from "npm:hono@4";
+ * import { serve, toTsgiApp } from "./mod.ts";
+ * const hono = new Hono().get("/", (c) => c.text("hi"));
+ * serve(toTsgiApp(hono), { bind: [{ hostname: "127.0.0.1", port: 8000 }] });
+ * ```
+ */
 export function toTsgiApp(handler: FetchHandler | FetchApp): App {
   const fetch: FetchHandler = typeof handler === "function"
     ? handler
-    : (request) => handler.fetch(request);
+    : (request, info) => handler.fetch(request, info);
   return async (environ, startResponse) => {
-    const response = await fetch(requestFromEnviron(environ));
-    startResponse(`${response.status} ${response.statusText || reasonPhrase(response.status)}`, [
-      ...responseHeaders(response.headers),
-    ]);
-    return bodyOf(response);
+    const input = hasBody(environ) ? new InputStream(environ["tsgi.input"]) : null;
+    const request = requestFromEnviron(environ, input?.stream);
+    const response = await fetch(request, infoOf(environ));
+    // A body the app could not read (413, a client gone) decides the answer, whatever the app
+    // made of it: frameworks turn such errors into their own 500.
+    if (input?.failure !== undefined) throw input.failure;
+    startResponse(statusLineOf(response), [...responseHeaders(response.headers)]);
+    return await bodyOf(response, environ["tsgi.server.signal"] as SignalSource | undefined);
   };
 }
 
-/** The Request an environ describes, its body streamed from `tsgi.input`. */
-export function requestFromEnviron(environ: Environ): Request {
+/**
+ * The Request an environ describes: method, URL (scheme, Host, SCRIPT_NAME + PATH_INFO, query),
+ * headers, and `body` (by default streamed from `tsgi.input`). Its `signal` aborts when the
+ * client goes away, if the server provides `tsgi.server.signal`. Throws HttpError(400) for a
+ * request that no Request can describe (an invalid Host) and HttpError(405) for the methods
+ * fetch forbids (CONNECT, TRACE, TRACK).
+ */
+export function requestFromEnviron(
+  environ: Environ,
+  body?: ReadableStream<Uint8Array>,
+): Request {
+  const method = environ.REQUEST_METHOD;
+  const init: RequestInit & { duplex?: string } = { method, headers: headersOf(environ) };
+  if (hasBody(environ)) {
+    init.body = body ?? new InputStream(environ["tsgi.input"]).stream;
+    init.duplex = "half";
+  }
+  let request: Request;
+  try {
+    request = new Request(urlOf(environ), init);
+  } catch (error) {
+    if (/method/i.test((error as Error).message)) {
+      throw new HttpError(405, `Method "${method}" cannot be given to a fetch app`);
+    }
+    throw new HttpError(400, "Request cannot be expressed as a URL and headers");
+  }
+  const signal = environ["tsgi.server.signal"];
+  if (typeof signal === "function") lazySignal(request, signal as SignalSource);
+  return request;
+}
+
+/**
+ * Makes `request.signal` the server's disconnect signal, asked for only when read: watching
+ * for a disconnect keeps a read in flight, which most requests never need.
+ */
+function lazySignal(request: Request, source: SignalSource): void {
+  let signal: AbortSignal | undefined;
+  Object.defineProperty(request, "signal", {
+    get: () => (signal ??= source()),
+    configurable: true,
+  });
+}
+
+function hasBody(environ: Environ): boolean {
+  const method = environ.REQUEST_METHOD;
+  if (method === "GET" || method === "HEAD") return false;
+  const length = environ.CONTENT_LENGTH;
+  if (length !== undefined) return length !== "0";
+  return environ.HTTP_TRANSFER_ENCODING !== undefined;
+}
+
+function headersOf(environ: Environ): Headers {
   const headers = new Headers();
   for (const key in environ) {
     if (key.charCodeAt(0) === 0x48 /* H */ && key.startsWith("HTTP_")) {
@@ -74,64 +146,183 @@ export function requestFromEnviron(environ: Environ): Request {
   }
   if (environ.CONTENT_TYPE !== undefined) headers.set("content-type", environ.CONTENT_TYPE);
   if (environ.CONTENT_LENGTH !== undefined) headers.set("content-length", environ.CONTENT_LENGTH);
-  const method = environ.REQUEST_METHOD;
-  const hasBody = method !== "GET" && method !== "HEAD" &&
-    (environ.CONTENT_LENGTH !== undefined || environ.HTTP_TRANSFER_ENCODING !== undefined);
-  const init: RequestInit & { duplex?: string } = { method, headers };
-  if (hasBody) {
-    init.body = streamOf(environ["tsgi.input"]);
-    init.duplex = "half";
-  }
-  return new Request(urlOf(environ), init);
+  return headers;
 }
 
+/** scheme://host/path?query, the path being SCRIPT_NAME + PATH_INFO. */
 function urlOf(environ: Environ): string {
-  const host = (environ.HTTP_HOST as string | undefined) ??
-    `${environ.SERVER_NAME}:${environ.SERVER_PORT}`;
-  const raw = environ.RAW_URI;
-  // The raw target keeps the client's encoding; SCRIPT_NAME is already in it.
-  const path = raw.charCodeAt(0) === 0x2f
-    ? raw
-    : encodeURI(environ.SCRIPT_NAME + environ.PATH_INFO);
-  return `${environ["tsgi.url_scheme"]}://${host}${path}`;
+  const scheme = environ["tsgi.url_scheme"];
+  const host = (environ.HTTP_HOST as string | undefined) ?? serverAuthority(environ);
+  return `${scheme}://${host}${targetOf(environ)}`;
 }
 
-function streamOf(input: Input): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const bytes = await input.read(64 * 1024);
-      if (bytes.length === 0) controller.close();
-      else controller.enqueue(bytes);
+function serverAuthority(environ: Environ): string {
+  const name = environ.SERVER_NAME;
+  return `${name.includes(":") ? `[${name}]` : name}:${environ.SERVER_PORT}`;
+}
+
+/**
+ * The path and query. The raw target keeps the client's encoding (`%2F` stays `%2F`), so it
+ * is used whenever it still names SCRIPT_NAME + PATH_INFO; middleware that rewrote the path
+ * (a router, a rewrite) gets the path re-encoded from the environ instead.
+ */
+function targetOf(environ: Environ): string {
+  const raw = environ.RAW_URI;
+  const path = environ.SCRIPT_NAME + environ.PATH_INFO;
+  const pathStart = raw.charCodeAt(0) === 0x2f ? 0 : raw.indexOf("/", raw.indexOf("//") + 2);
+  if (pathStart >= 0) {
+    const q = raw.indexOf("?", pathStart);
+    const rawPath = q < 0 ? raw.slice(pathStart) : raw.slice(pathStart, q);
+    if (rawPath === path || (rawPath.includes("%") && percentDecodePath(rawPath) === path)) {
+      return pathStart === 0 ? raw : raw.slice(pathStart);
+    }
+  }
+  const query = environ.QUERY_STRING;
+  return encodePath(path) + (query === "" ? "" : "?" + query);
+}
+
+function encodePath(path: string): string {
+  const encoded = encodeURI(path).replaceAll("?", "%3F").replaceAll("#", "%23");
+  return encoded.charCodeAt(0) === 0x2f ? encoded : "/" + encoded;
+}
+
+function infoOf(environ: Environ): FetchInfo {
+  return {
+    remoteAddr: {
+      transport: "tcp",
+      hostname: environ.REMOTE_ADDR,
+      port: Number(environ.REMOTE_PORT),
     },
-    type: "bytes",
-  });
+  };
+}
+
+/** `tsgi.input` as the ReadableStream a Request body is, read only as the app pulls. */
+class InputStream {
+  readonly stream: ReadableStream<Uint8Array>;
+  /** Why reading the body failed, if it did. */
+  failure: unknown = undefined;
+
+  constructor(input: Input) {
+    this.stream = new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        try {
+          const bytes = await input.read(INPUT_CHUNK);
+          if (bytes.length === 0) controller.close();
+          else controller.enqueue(bytes);
+        } catch (error) {
+          this.failure = error;
+          controller.error(error);
+        }
+      },
+      // Nothing is read before the app asks: that is what decides 100 Continue.
+    }, { highWaterMark: 0 });
+  }
+}
+
+const INPUT_CHUNK = 64 * 1024;
+
+function statusLineOf(response: Response): string {
+  return `${response.status} ${response.statusText || reasonPhrase(response.status)}`;
 }
 
 function* responseHeaders(headers: Headers): Iterable<[string, string]> {
   for (const [name, value] of headers) {
     if (HOP_BY_HOP.has(name)) continue;
-    // Headers joins Set-Cookie values with ", ", which breaks them: send each on its own.
+    // Joined, Set-Cookie values would break (their dates hold commas): each goes on its own.
     if (name === "set-cookie") continue;
     yield [name, value];
   }
   for (const cookie of headers.getSetCookie()) yield ["set-cookie", cookie];
 }
 
-/** The Response's body as a TSGI body whose close() cancels the stream. */
-function bodyOf(response: Response): Body {
+/** A body Deno made from a string or bytes delivers within a few microtasks; I/O cannot. */
+const FIXED_BODY_TICKS = 8;
+const PENDING = Symbol("pending");
+
+/**
+ * The Response's body as a TSGI body. A body that is all there (a string, JSON, bytes) comes
+ * back as one chunk in an array, so the server sends it with a Content-Length in one write;
+ * any other is streamed, chunk by chunk, and its close() cancels the Response's stream.
+ */
+async function bodyOf(response: Response, signal: SignalSource | undefined): Promise<Body> {
   const stream = response.body;
   if (stream === null) return [];
-  const reader = stream.getReader();
-  return {
-    async *[Symbol.asyncIterator](): AsyncGenerator<Chunk> {
-      while (true) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        yield value;
-      }
-    },
-    close() {
-      reader.cancel().catch(() => {});
-    },
-  } as Body;
+  const body = new ResponseBody(stream.getReader(), signal);
+  const first = await body.read();
+  if (first.done) return [];
+  const next = body.reader.read();
+  const after = await settledWithin(next, FIXED_BODY_TICKS);
+  if (after !== PENDING && after.done) return [first.value];
+  body.start(first.value, next);
+  return body;
+}
+
+/** The value of `promise` if it settles within `ticks` microtasks; PENDING otherwise. */
+async function settledWithin<T>(promise: Promise<T>, ticks: number): Promise<T | typeof PENDING> {
+  let result: T | typeof PENDING = PENDING;
+  promise.then((value) => (result = value), () => {});
+  for (let i = 0; i < ticks && result === PENDING; i++) await null;
+  return result;
+}
+
+type ReadResult = ReadableStreamReadResult<Uint8Array>;
+
+/** A streamed Response body; watches for the client leaving once a read has to wait. */
+class ResponseBody implements AsyncIterable<Uint8Array> {
+  readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #signal: SignalSource | undefined;
+  #first: Uint8Array | null = null;
+  #next: Promise<ReadResult> | null = null;
+  #watching = false;
+  #cancelled = false;
+
+  constructor(reader: ReadableStreamDefaultReader<Uint8Array>, signal: SignalSource | undefined) {
+    this.reader = reader;
+    this.#signal = signal;
+  }
+
+  /** Resumes after bodyOf() looked ahead: the chunk it took and the read in flight. */
+  start(first: Uint8Array, next: Promise<ReadResult>): void {
+    this.#first = first;
+    this.#next = next;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    if (this.#first !== null) yield this.#first;
+    this.#first = null;
+    while (true) {
+      const result = await this.read();
+      if (result.done) return;
+      yield result.value;
+    }
+  }
+
+  /**
+   * The next chunk. A read that waits (a stream fed by timers or I/O) starts watching the
+   * client, so that a client gone while the app is silent still cancels the app's stream.
+   */
+  async read(): Promise<ReadResult> {
+    const read = this.#next ?? this.reader.read();
+    this.#next = null;
+    if (!this.#watching && this.#signal !== undefined) {
+      const now = await settledWithin(read, FIXED_BODY_TICKS);
+      if (now !== PENDING) return now;
+      this.#watchClient(this.#signal);
+    }
+    return await read;
+  }
+
+  #watchClient(source: SignalSource): void {
+    this.#watching = true;
+    const signal = source();
+    if (signal.aborted) this.close();
+    else signal.addEventListener("abort", () => this.close(), { once: true });
+  }
+
+  /** Cancels the app's stream (its `cancel()` runs: Hono's `onAbort`); once is enough. */
+  close(): void {
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    this.reader.cancel().catch(() => {});
+  }
 }

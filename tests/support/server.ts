@@ -4,6 +4,7 @@
 import { ErrorLog, type Sink } from "../../src/log.ts";
 import { serve, type ServeOptions, type ServerHandle } from "../../src/serve.ts";
 import type { App } from "../../src/types.ts";
+import { validate } from "../../src/validate.ts";
 
 /** A sink that keeps what is written, for asserting on log lines. */
 export class MemorySink implements Sink {
@@ -23,7 +24,11 @@ export interface TestServer {
   access: MemorySink;
 }
 
-/** Runs `fn` against a server serving `app`, and always stops the server afterwards. */
+/**
+ * Runs `fn` against a server serving `app`, and always stops the server afterwards. The app
+ * runs inside validate(), so every test also checks the server against the TSGI contract;
+ * `{ validate: false }` is for tests of apps that break the contract on purpose.
+ */
 export async function withServer(
   app: App,
   fn: (server: TestServer) => Promise<void>,
@@ -31,7 +36,7 @@ export async function withServer(
 ): Promise<void> {
   const errors = new MemorySink();
   const access = new MemorySink();
-  const handle = serve(app, {
+  const handle = serve(options.validate === false ? app : validate(app), {
     bind: [{ hostname: "127.0.0.1", port: 0 }],
     errorLog: new ErrorLog(options.logLevel ?? "debug", errors),
     accessLog: "sink",
