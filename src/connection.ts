@@ -15,6 +15,7 @@ import {
   parseRequestHead,
   type RequestHead,
 } from "./parser.ts";
+import { applyForwarded, type TrustedProxies } from "./proxy.ts";
 import { type ClosePolicy, ResponseWriter } from "./response.ts";
 import type { App, Body, Environ } from "./types.ts";
 
@@ -30,6 +31,8 @@ export interface Engine {
   writeTimeoutMs: number;
   errorLog: ErrorLog;
   accessLog: AccessLog | null;
+  /** Peers whose forwarding headers are believed; null for none. */
+  trustedProxies: TrustedProxies | null;
   environ: EnvironDefaults;
   /** Set when the server is stopping: finish the current request, then close. */
   draining: boolean;
@@ -274,6 +277,7 @@ export class Connection implements ClosePolicy {
     const environ = buildEnviron(head, this.info, engine.environ, input ?? EMPTY_INPUT);
     if (environ instanceof HttpError) return this.#serveError(head, environ, began);
     environ["tsgi.server.signal"] = this.#signal;
+    if (this.info.trustedProxy) applyForwarded(environ, engine.trustedProxies as TrustedProxies);
     const response = new ResponseWriter(this.#out, head.method, head.minor, head.keepAlive, this);
     const called = this.#callApp(environ, response);
     if (called) return called.then(() => this.#afterResponse(head, response, environ, began));

@@ -13,6 +13,8 @@ export interface ConnectionInfo {
   remoteAddr: string;
   remotePort: string;
   urlScheme: "http" | "https";
+  /** The peer is a proxy trusted to say who the client is (--forwarded-allow-ips). */
+  trustedProxy: boolean;
 }
 
 /** What stays the same for every request the server serves. */

@@ -118,19 +118,21 @@ export interface AccessRecord {
 const FLUSH_BYTES = 32 * 1024;
 const FLUSH_MS = 200;
 
-/** Access log: combined-log-format lines plus the duration, buffered. */
+/** Access log: combined-log-format lines plus the duration, or JSON lines; buffered. */
 export class AccessLog {
   readonly #sink: Sink;
+  readonly #format: (record: AccessRecord) => string;
   #lines: string[] = [];
   #bytes = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(sink: Sink) {
+  constructor(sink: Sink, format: "text" | "json" = "text") {
     this.#sink = sink;
+    this.#format = format === "json" ? formatAccessJson : formatAccessLine;
   }
 
   write(record: AccessRecord): void {
-    const line = formatAccessLine(record);
+    const line = this.#format(record);
     this.#lines.push(line);
     this.#bytes += line.length;
     if (this.#bytes >= FLUSH_BYTES) this.flush();
@@ -172,6 +174,22 @@ export function formatAccessLine(r: AccessRecord): string {
       escapeLogField(r.userAgent ?? "-")
     }" ` +
     `${r.duration.toFixed(6)}\n`;
+}
+
+/** One JSON object per line; JSON's own escaping keeps each record on its line. */
+export function formatAccessJson(r: AccessRecord): string {
+  return JSON.stringify({
+    time: new Date().toISOString(),
+    remote_addr: r.remoteAddr,
+    method: r.method,
+    target: r.target,
+    protocol: r.protocol,
+    status: r.status,
+    bytes_sent: r.bytesSent,
+    referer: r.referer ?? null,
+    user_agent: r.userAgent ?? null,
+    duration: Number(r.duration.toFixed(6)),
+  }) + "\n";
 }
 
 /**

@@ -4,7 +4,8 @@
 import type { Engine } from "./connection.ts";
 import { AccessLog, ErrorLog, type Sink } from "./log.ts";
 import { Server } from "./server.ts";
-import { type Config, defaultConfig } from "./settings.ts";
+import { TrustedProxies } from "./proxy.ts";
+import { type Config, ConfigError, defaultConfig } from "./settings.ts";
 import type { App } from "./types.ts";
 
 export interface ServeOptions extends Partial<Config> {
@@ -45,7 +46,8 @@ export function serve(app: App, options: ServeOptions = {}): ServerHandle {
     headerTimeoutMs: config.headerTimeout * 1000,
     writeTimeoutMs: config.writeTimeout * 1000,
     errorLog,
-    accessLog: openAccessLog(config.accessLog, options.accessSink),
+    accessLog: openAccessLog(config.accessLog, config.accessLogFormat, options.accessSink),
+    trustedProxies: new TrustedProxies(config.forwardedAllowIps),
     environ: {
       rootPath: config.rootPath,
       errors: errorLog.stream(),
@@ -58,7 +60,10 @@ export function serve(app: App, options: ServeOptions = {}): ServerHandle {
     maxConnections: config.maxConnections,
     maxPending: config.maxPending,
   });
-  const addrs = server.listen(config.bind, options.reusePort ?? false);
+  const addrs = server.listen(config.bind, {
+    reusePort: options.reusePort ?? false,
+    tls: loadTls(config),
+  });
   const finished = server.serve();
   return {
     addrs,
@@ -68,11 +73,37 @@ export function serve(app: App, options: ServeOptions = {}): ServerHandle {
   };
 }
 
-function openAccessLog(target: string, sink: Sink | undefined): AccessLog | null {
+function openAccessLog(
+  target: string,
+  format: "text" | "json",
+  sink: Sink | undefined,
+): AccessLog | null {
   if (target === "off") return null;
-  if (sink) return new AccessLog(sink);
-  if (target === "-") return new AccessLog(Deno.stdout);
-  return new AccessLog(Deno.openSync(target, { append: true, create: true }));
+  if (sink) return new AccessLog(sink, format);
+  if (target === "-") return new AccessLog(Deno.stdout, format);
+  return new AccessLog(Deno.openSync(target, { append: true, create: true }), format);
+}
+
+/** The certificate and key for HTTPS, read from --certfile/--keyfile; null for plain HTTP. */
+export function loadTls(config: Config): { cert: string; key: string } | null {
+  if (config.certfile === "" && config.keyfile === "") return null;
+  if (config.certfile === "" || config.keyfile === "") {
+    throw new ConfigError("--certfile and --keyfile go together: give both or neither");
+  }
+  return { cert: readPem(config.certfile, "certfile"), key: readPem(config.keyfile, "keyfile") };
+}
+
+function readPem(path: string, flag: string): string {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    throw new ConfigError(`--${flag}: cannot read "${path}": ${(error as Error).message}`);
+  }
+  if (!text.includes("-----BEGIN ")) {
+    throw new ConfigError(`--${flag}: "${path}" is not a PEM file`);
+  }
+  return text;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

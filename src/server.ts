@@ -16,10 +16,19 @@ export interface BindAddress {
 const SWEEP_INTERVAL_MS = 250;
 const MAX_ACCEPT_BACKOFF_MS = 1000;
 
+/** How listeners are opened. */
+export interface ListenOptions {
+  /** Share the port with other processes (SO_REUSEPORT), as workers do. */
+  reusePort?: boolean;
+  /** PEM certificate and key: serve HTTPS. */
+  tls?: { cert: string; key: string } | null;
+}
+
 interface Listening {
   listener: Deno.Listener;
   serverName: string;
   serverPort: string;
+  urlScheme: "http" | "https";
 }
 
 /** How many connections one process takes on. */
@@ -54,12 +63,20 @@ export class Server {
   }
 
   /** Opens the listeners. Throws Deno's error when an address cannot be bound. */
-  listen(binds: BindAddress[], reusePort = false): Deno.NetAddr[] {
+  listen(binds: BindAddress[], options: ListenOptions = {}): Deno.NetAddr[] {
     const addrs: Deno.NetAddr[] = [];
+    const reusePort = options.reusePort ?? false;
+    const tls = options.tls ?? null;
     for (const bind of binds) {
-      const listener = Deno.listen({ hostname: bind.hostname, port: bind.port, reusePort });
+      const where = { hostname: bind.hostname, port: bind.port, reusePort };
+      const listener = tls ? Deno.listenTls({ ...where, ...tls }) : Deno.listen(where);
       const addr = listener.addr as Deno.NetAddr;
-      this.#listening.push({ listener, serverName: addr.hostname, serverPort: String(addr.port) });
+      this.#listening.push({
+        listener,
+        serverName: addr.hostname,
+        serverPort: String(addr.port),
+        urlScheme: tls ? "https" : "http",
+      });
       addrs.push(addr);
     }
     return addrs;
@@ -172,7 +189,8 @@ export class Server {
       serverPort: listening.serverPort,
       remoteAddr: remote.hostname ?? "",
       remotePort: String(remote.port ?? ""),
-      urlScheme: "http",
+      urlScheme: listening.urlScheme,
+      trustedProxy: this.engine.trustedProxies?.trusts(remote.hostname ?? "") ?? false,
     };
     const connection = new Connection(conn, this.engine, info);
     this.#connections.add(connection);

@@ -2,6 +2,7 @@
 // and the --help text are both generated from this table (gunicorn's config.py, made data).
 
 import type { LogLevel } from "./log.ts";
+import { TrustedProxies } from "./proxy.ts";
 import type { BindAddress } from "./server.ts";
 
 /** The server's configuration, as the CLI produces it. */
@@ -15,6 +16,10 @@ export interface Config {
   limitRequestFieldSize: number;
   maxBodySize: number;
   accessLog: string;
+  accessLogFormat: "text" | "json";
+  certfile: string;
+  keyfile: string;
+  forwardedAllowIps: string;
   logLevel: LogLevel;
   rootPath: string;
   appFactory: boolean;
@@ -158,6 +163,45 @@ export const SETTINGS: readonly Setting[] = [
     default: "-",
     help: "Where access log lines go: a file, - for stdout, off for nowhere.",
     parse: (raw) => raw,
+  },
+  {
+    key: "accessLogFormat",
+    flag: "access-log-format",
+    metavar: "FORMAT",
+    default: "text",
+    help: "text: combined log format plus the duration; json: one JSON object per request.",
+    parse: (raw, flag) => oneOf(raw, flag, ["text", "json"]),
+  },
+  {
+    key: "certfile",
+    flag: "certfile",
+    metavar: "PATH",
+    default: "",
+    help: "PEM certificate (chain) for HTTPS; needs --keyfile.",
+    parse: (raw) => raw,
+  },
+  {
+    key: "keyfile",
+    flag: "keyfile",
+    metavar: "PATH",
+    default: "",
+    help: "PEM private key for HTTPS; needs --certfile.",
+    parse: (raw) => raw,
+  },
+  {
+    key: "forwardedAllowIps",
+    flag: "forwarded-allow-ips",
+    metavar: "IPS",
+    default: "127.0.0.1,::1",
+    help: "Peers trusted to set X-Forwarded-For/-Proto and Forwarded: addresses, IPv4 CIDR " +
+      "blocks, or * for all. From others these headers change nothing.",
+    parse: (raw, flag) => {
+      try {
+        return TrustedProxies.check(raw);
+      } catch (error) {
+        throw new ConfigError(`--${flag}: ${(error as Error).message}`);
+      }
+    },
   },
   {
     key: "logLevel",

@@ -56,6 +56,7 @@ export function engineFor(app: App): Engine {
     keepAliveMs: 5000,
     headerTimeoutMs: 10000,
     writeTimeoutMs: 30000,
+    trustedProxies: null,
     errorLog: new ErrorLog("error"),
     accessLog: null,
     environ: {
@@ -97,4 +98,5 @@ export const CONNECTION_INFO = {
   remoteAddr: "127.0.0.1",
   remotePort: "5555",
   urlScheme: "http" as const,
+  trustedProxy: false,
 };
