@@ -6,7 +6,7 @@
 import { HttpError } from "./errors.ts";
 import { percentDecodePath } from "./environ.ts";
 import { headerNameOf } from "./field_names.ts";
-import type { App, Body, Environ, FetchApp, Input } from "./types.ts";
+import type { App, Body, Chunk, Environ, FetchApp, Input } from "./types.ts";
 
 import { HOP_BY_HOP } from "./fetch_handler.ts";
 
@@ -81,6 +81,11 @@ export function toTsgiApp(handler: FetchHandler | FetchApp): App {
     // A body the app could not read (413, a client gone) decides the answer, whatever the app
     // made of it: frameworks turn such errors into their own 500.
     if (input?.failure !== undefined) throw input.failure;
+    const fixed = fixedResponse(response);
+    if (fixed !== null) {
+      startResponse(statusLineOf(response), fixed.headers);
+      return [fixed.body];
+    }
     startResponse(statusLineOf(response), [...responseHeaders(response.headers)]);
     return await bodyOf(response, environ["tsgi.server.signal"] as SignalSource | undefined);
   };
@@ -103,30 +108,37 @@ export function requestFromEnviron(
     init.body = body ?? new InputStream(environ["tsgi.input"]).stream;
     init.duplex = "half";
   }
+  const signal = environ["tsgi.server.signal"];
   let request: Request;
   try {
-    request = new Request(urlOf(environ), init);
+    request = typeof signal === "function"
+      ? new ServerRequest(urlOf(environ), init, signal as SignalSource)
+      : new Request(urlOf(environ), init);
   } catch (error) {
     if (/method/i.test((error as Error).message)) {
       throw new HttpError(405, `Method "${method}" cannot be given to a fetch app`);
     }
     throw new HttpError(400, "Request cannot be expressed as a URL and headers");
   }
-  const signal = environ["tsgi.server.signal"];
-  if (typeof signal === "function") lazySignal(request, signal as SignalSource);
   return request;
 }
 
 /**
- * Makes `request.signal` the server's disconnect signal, asked for only when read: watching
- * for a disconnect keeps a read in flight, which most requests never need.
+ * A Request whose `signal` is the server's disconnect signal, asked for only when read:
+ * watching for a disconnect keeps a read in flight, which most requests never need.
  */
-function lazySignal(request: Request, source: SignalSource): void {
-  let signal: AbortSignal | undefined;
-  Object.defineProperty(request, "signal", {
-    get: () => (signal ??= source()),
-    configurable: true,
-  });
+class ServerRequest extends Request {
+  readonly #source: SignalSource;
+  #signal: AbortSignal | undefined;
+
+  constructor(url: string, init: RequestInit, source: SignalSource) {
+    super(url, init);
+    this.#source = source;
+  }
+
+  override get signal(): AbortSignal {
+    return (this.#signal ??= this.#source());
+  }
 }
 
 function hasBody(environ: Environ): boolean {
@@ -137,15 +149,16 @@ function hasBody(environ: Environ): boolean {
   return environ.HTTP_TRANSFER_ENCODING !== undefined;
 }
 
-function headersOf(environ: Environ): Headers {
-  const headers = new Headers();
+/** The headers as a record: the Request takes it without iterating (a Headers is iterated). */
+function headersOf(environ: Environ): Record<string, string> {
+  const headers: Record<string, string> = {};
   for (const key in environ) {
     if (key.charCodeAt(0) === 0x48 /* H */ && key.startsWith("HTTP_")) {
-      headers.append(headerNameOf(key), environ[key] as string);
+      headers[headerNameOf(key)] = environ[key] as string;
     }
   }
-  if (environ.CONTENT_TYPE !== undefined) headers.set("content-type", environ.CONTENT_TYPE);
-  if (environ.CONTENT_LENGTH !== undefined) headers.set("content-length", environ.CONTENT_LENGTH);
+  if (environ.CONTENT_TYPE !== undefined) headers["content-type"] = environ.CONTENT_TYPE;
+  if (environ.CONTENT_LENGTH !== undefined) headers["content-length"] = environ.CONTENT_LENGTH;
   return headers;
 }
 
@@ -233,6 +246,57 @@ function* responseHeaders(headers: Headers): Iterable<[string, string]> {
     yield [name, value];
   }
   for (const cookie of headers.getSetCookie()) yield ["set-cookie", cookie];
+}
+
+/** The runtime's own marks on a Response made from a string or bytes and no headers. */
+interface FixedMarks {
+  status: symbol;
+  body: symbol;
+  headerKind: symbol;
+  contentType: symbol;
+  consumed: symbol;
+}
+
+let fixedMarks: FixedMarks | null | undefined;
+
+/**
+ * `new Response("text")` and `Response.json(x)` — most responses of most apps — are kept by
+ * Deno as the string or bytes plus a content-type kind, and turned into Headers and a stream
+ * only when asked: that is how `Deno.serve` answers them without the cost. Where this runtime
+ * marks a Response so (Deno 2.9, found by symbol description, checked against the public
+ * status), the body is taken as it is; anywhere else, or for any other Response, the public
+ * path is used. Not touching `headers` or `body` first matters: reading them drops the marks.
+ */
+function fixedResponse(response: Response): { headers: [string, string][]; body: Chunk } | null {
+  if (fixedMarks === undefined) fixedMarks = findFixedMarks(response);
+  if (fixedMarks === null) return null;
+  const marked = response as unknown as Record<symbol, unknown>;
+  const status = marked[fixedMarks.status];
+  const body = marked[fixedMarks.body];
+  if (status !== response.status || marked[fixedMarks.consumed] !== false) return null;
+  if (typeof body !== "string" && !(body instanceof Uint8Array)) return null;
+  const kind = marked[fixedMarks.headerKind];
+  if (kind === 0) return { headers: [], body };
+  if (kind === 1) return { headers: [["content-type", "text/plain;charset=UTF-8"]], body };
+  const contentType = marked[fixedMarks.contentType];
+  if (kind === 2 && typeof contentType === "string") {
+    return { headers: [["content-type", contentType]], body };
+  }
+  return null;
+}
+
+function findFixedMarks(response: Response): FixedMarks | null {
+  const byName = new Map<string, symbol>();
+  for (const symbol of Object.getOwnPropertySymbols(response)) {
+    if (symbol.description) byName.set(symbol.description, symbol);
+  }
+  const status = byName.get("serve fast status");
+  const body = byName.get("serve fast body");
+  const headerKind = byName.get("serve fast header kind");
+  const contentType = byName.get("serve fast content type");
+  const consumed = byName.get("serve fast consumed");
+  if (!status || !body || !headerKind || !contentType || !consumed) return null;
+  return { status, body, headerKind, contentType, consumed };
 }
 
 /** A body Deno made from a string or bytes delivers within a few microtasks; I/O cannot. */

@@ -23,8 +23,15 @@ function computeEnvironKey(name: string): string {
   return "HTTP_" + upper;
 }
 
+const names = new Map<string, string>();
+
 /** The header name a key stands for, lower-case ("HTTP_USER_AGENT" -> "user-agent"). */
 export function headerNameOf(key: string): string {
-  const bare = key.startsWith("HTTP_") ? key.slice(5) : key;
-  return bare.toLowerCase().replaceAll("_", "-");
+  let name = names.get(key);
+  if (name === undefined) {
+    const bare = key.startsWith("HTTP_") ? key.slice(5) : key;
+    name = bare.toLowerCase().replaceAll("_", "-");
+    if (names.size < MAX_CACHED_NAMES) names.set(key, name);
+  }
+  return name;
 }
