@@ -72,6 +72,8 @@ export class Connection implements ClosePolicy {
   readonly #scanner = new HeadScanner();
   #requests = 0;
   #readAhead: Promise<void> | null = null;
+  /** A readInto() is in flight: its end-of-stream is the disconnect signal's too. */
+  #directRead = false;
   /** The peer closed its side, or the socket failed: no more bytes will come. */
   #ended = false;
   /** The current request's body, while it is being served. */
@@ -153,10 +155,32 @@ export class Connection implements ClosePolicy {
     return !this.#ended;
   }
 
+  /** BodySource.readInto(): a read past the buffer, for large bodies. */
+  async readInto(dest: Uint8Array): Promise<number | null> {
+    const backlog = this.#out.flushBehind();
+    if (backlog) await backlog;
+    if (this.#readAhead !== null || this.end > this.start) {
+      await this.#readAhead;
+      return this.#ended && this.end === this.start ? null : 0;
+    }
+    if (this.#ended) return null;
+    let n: number | null;
+    this.#directRead = true;
+    try {
+      n = await this.#conn.read(dest);
+    } catch {
+      n = null;
+    } finally {
+      this.#directRead = false;
+    }
+    if (n === null) this.#readDone(null);
+    return n;
+  }
+
   /**
-   * The one place that reads the socket. At most one read is in flight, and nothing moves
-   * the buffer while it is: a read-ahead started to watch for a disconnect and a read the
-   * parser or the body asks for are the same read.
+   * The one place that reads the socket into the buffer (readInto() reads past it). At most
+   * one read is in flight, and nothing moves the buffer while it is: a read-ahead started to
+   * watch for a disconnect and a read the parser or the body asks for are the same read.
    */
   #startRead(): void {
     this.#makeRoom();
@@ -186,7 +210,9 @@ export class Connection implements ClosePolicy {
       this.#abort = new AbortController();
       if (this.#ended) this.#abort.abort(new ClientGoneError("Client closed the connection"));
       // With the buffer full (a pipelined flood) there is nothing to read into: no watch.
-      else if (this.#readAhead === null && this.end < this.buf.length) this.#startRead();
+      else if (this.#readAhead === null && !this.#directRead && this.end < this.buf.length) {
+        this.#startRead();
+      }
     }
     return this.#abort.signal;
   }
