@@ -116,6 +116,11 @@ export class Connection implements ClosePolicy {
     }
   }
 
+  /** Requests this connection has begun to serve. */
+  get requestsServed(): number {
+    return this.#requests;
+  }
+
   /** Closes the socket; a pending read or write then fails, which ends run(). */
   close(): void {
     if (this.state === ConnState.Closed) return;
@@ -261,7 +266,7 @@ export class Connection implements ClosePolicy {
         ? engine.keepAliveMs
         : engine.headerTimeoutMs);
     while (true) {
-      if (engine.draining && this.state === ConnState.Idle) return null;
+      if (engine.draining && this.state === ConnState.Idle && this.#requests > 0) return null;
       if (!(await this.fill())) return null;
       if (this.state === ConnState.Idle) {
         this.state = ConnState.ReadingHead;

@@ -15,6 +15,8 @@ export interface BindAddress {
 /** How often deadlines are checked; timeouts are this precise. */
 const SWEEP_INTERVAL_MS = 250;
 const MAX_ACCEPT_BACKOFF_MS = 1000;
+/** On a graceful stop, how long a connection that has sent nothing yet may take to. */
+const FRESH_CONNECTION_GRACE_MS = 1000;
 
 /** How listeners are opened. */
 export interface ListenOptions {
@@ -116,8 +118,13 @@ export class Server {
       }
     }
     for (const { conn } of this.#pending.splice(0)) closeQuietly(conn);
+    const now = Date.now();
     for (const connection of this.#connections) {
-      if (connection.state === ConnState.Idle) connection.close();
+      if (connection.state !== ConnState.Idle) continue;
+      // One that was just accepted may be about to send its request (a worker leaving a
+      // shared port meets these): it gets a moment to, and its answer closes it.
+      if (connection.requestsServed > 0) connection.close();
+      else connection.deadline = Math.min(connection.deadline, now + FRESH_CONNECTION_GRACE_MS);
     }
     if (this.#connections.size > 0) {
       const emptied = new Promise<void>((resolve) => (this.#emptied = resolve));
@@ -174,10 +181,7 @@ export class Server {
   }
 
   #start(conn: Deno.Conn, listening: Listening): void {
-    if (this.#closing) {
-      conn.close();
-      return;
-    }
+    // Accepted while stopping: it is served all the same, with Connection: close.
     const remote = conn.remoteAddr as Deno.NetAddr;
     try {
       (conn as Deno.TcpConn).setNoDelay?.(true);
