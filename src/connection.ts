@@ -2,6 +2,7 @@
 // and again while keep-alive holds. Its state (idle, reading a head, active, closed) and its
 // deadline are read by the server's sweeper, which is what enforces the timeouts.
 
+import { giveBuffer, takeBuffer } from "./buffer_pool.ts";
 import { coarseNow } from "./clock.ts";
 import { buildEnviron, type ConnectionInfo, type EnvironDefaults } from "./environ.ts";
 import { AppError, HttpError } from "./errors.ts";
@@ -48,7 +49,6 @@ export const enum ConnState {
   Closed,
 }
 
-const INITIAL_READ_BUFFER = 16 * 1024;
 const BODY_READ_BUFFER = 64 * 1024;
 /** An unread body up to this size is read and dropped to keep the connection; past it, close. */
 const DRAIN_LIMIT = 256 * 1024;
@@ -56,7 +56,7 @@ const encoder = new TextEncoder();
 const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
 
 export class Connection implements ClosePolicy {
-  buf: Uint8Array = new Uint8Array(INITIAL_READ_BUFFER);
+  buf: Uint8Array = takeBuffer();
   /** buf as a view of itself, kept so a read into an empty buffer allocates nothing. */
   #wholeView: Uint8Array = this.buf;
   start = 0;
@@ -113,7 +113,17 @@ export class Connection implements ClosePolicy {
       }
     } finally {
       this.close();
+      this.#releaseBuffers();
     }
+  }
+
+  /** Back to the pool, unless a read may still land in the buffer. */
+  #releaseBuffers(): void {
+    this.#out.release();
+    if (this.#readAhead !== null || this.#directRead) return;
+    giveBuffer(this.buf);
+    this.buf = this.#wholeView = new Uint8Array(0);
+    this.start = this.end = 0;
   }
 
   /** Requests this connection has begun to serve. */
@@ -125,6 +135,8 @@ export class Connection implements ClosePolicy {
   close(): void {
     if (this.state === ConnState.Closed) return;
     this.state = ConnState.Closed;
+    // No read starts after this: the buffer may go back to the pool.
+    this.#ended = true;
     try {
       this.#conn.close();
     } catch {

@@ -14,16 +14,16 @@ export class WriteFailedError extends Error {
   }
 }
 
+import { giveBuffer, takeBuffer } from "./buffer_pool.ts";
 import { coarseNow } from "./clock.ts";
 
 const RESOLVED = Promise.resolve();
-const INITIAL_SIZE = 16 * 1024;
 /** Past this a chunk is written directly rather than copied into the buffer. */
 const COPY_LIMIT = 64 * 1024;
 
 export class OutputBuffer {
   readonly #writer: Writer;
-  #buf: Uint8Array = new Uint8Array(INITIAL_SIZE);
+  #buf: Uint8Array = takeBuffer();
   #spare: Uint8Array | null = null;
   #len = 0;
   #inFlight: Promise<void> | null = null;
@@ -105,7 +105,7 @@ export class OutputBuffer {
     }
     const full = this.#buf;
     const len = this.#len;
-    this.#buf = this.#spare ?? new Uint8Array(INITIAL_SIZE);
+    this.#buf = this.#spare ?? takeBuffer();
     this.#spare = null;
     this.#len = 0;
     return this.#enqueue(full.subarray(0, len), full);
@@ -156,6 +156,17 @@ export class OutputBuffer {
       this.writingSince = 0;
       if (n < bytes.length) return this.#writeAll(bytes.subarray(n));
     });
+  }
+
+  /** Hands the buffers back to the pool; the output must not be used afterwards. */
+  release(): void {
+    if (this.#inFlight !== null) return;
+    giveBuffer(this.#buf);
+    if (this.#spare) giveBuffer(this.#spare);
+    this.#spare = null;
+    // Whatever is written after this (an app still running) lands in memory of its own.
+    this.#buf = new Uint8Array(0);
+    this.#len = 0;
   }
 
   #reserve(n: number): void {
