@@ -3,10 +3,16 @@
 
 import { parseArgs } from "node:util";
 import { AppLoadError, loadApp } from "./app_loader.ts";
+import { WORKER_ENV } from "./control.ts";
+import { type IsolatedApp, isolatedApp } from "./isolate.ts";
+import { CHILD_ROLE, runChild } from "./isolate_child.ts";
 import { ErrorLog } from "./log.ts";
+import { runMaster } from "./master.ts";
 import { serve, urlOf } from "./serve.ts";
-import { type Config, ConfigError, defaultConfig, SETTINGS } from "./settings.ts";
+import { type Config, ConfigError, defaultConfig, isUnixBind, SETTINGS } from "./settings.ts";
+import { clearStaleSocket } from "./unix_socket.ts";
 import { VERSION } from "./version.ts";
+import { runWorker } from "./worker.ts";
 
 const USAGE = "Usage: tsgi APP [options]   (APP: path/to/app.ts or path/to/app.ts:name)";
 
@@ -93,7 +99,7 @@ export async function main(args: string[]): Promise<number> {
     console.log(`tsgi ${VERSION} (deno ${Deno.version.deno})`);
     return 0;
   }
-  return await serveCommand(command.app, command.config);
+  return await serveCommand(command.app, command.config, args);
 }
 
 function usageError(error: unknown): number {
@@ -103,7 +109,12 @@ function usageError(error: unknown): number {
   return 2;
 }
 
-async function serveCommand(spec: string, config: Config): Promise<number> {
+async function serveCommand(spec: string, config: Config, args: string[]): Promise<number> {
+  // A pool: this process is its master, or one of its workers (docs/workers.md).
+  if (Deno.env.get(WORKER_ENV.role) === "worker") return await runWorker(spec, config);
+  // --isolate request: a child that serves one request for its master (docs/isolation.md).
+  if (Deno.env.get(WORKER_ENV.role) === CHILD_ROLE) return await runChild(spec, config);
+  if (config.workers > 0) return await runMaster(spec, config, args);
   const errorLog = new ErrorLog(config.logLevel);
   let loaded;
   try {
@@ -111,16 +122,25 @@ async function serveCommand(spec: string, config: Config): Promise<number> {
   } catch (error) {
     return usageError(error);
   }
+  // The app is loaded here too, so that a broken one is exit status 2 before any child runs.
+  let isolated: IsolatedApp | null = null;
+  if (config.isolate === "request") isolated = isolatedApp(spec, { ...config, errorLog, args });
   let handle;
   try {
-    handle = serve(loaded.app, { ...config, errorLog });
+    for (const bind of config.bind) if (isUnixBind(bind)) await clearStaleSocket(bind.path);
+    handle = serve(isolated ?? loaded.app, { ...config, errorLog });
   } catch (error) {
+    await isolated?.close();
+    if (error instanceof ConfigError) return usageError(error);
     console.error(`tsgi: cannot listen: ${error instanceof Error ? error.message : error}`);
     return 1;
   }
-  for (const addr of handle.addrs) console.error(`Listening on ${urlOf(addr)}`);
+  const scheme = config.certfile === "" ? "http" : "https";
+  for (const addr of handle.addrs) console.error(`Listening on ${urlOf(addr, scheme)}`);
+  for (const path of handle.socketPaths) console.error(`Listening on unix:${path}`);
   errorLog.debug(`Serving ${loaded.kind} app ${loaded.spec}`);
   await stopOnSignals(handle.shutdown, errorLog);
+  await isolated?.close();
   return 0;
 }
 

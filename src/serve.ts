@@ -5,7 +5,7 @@ import type { Engine } from "./connection.ts";
 import { AccessLog, ErrorLog, type Sink } from "./log.ts";
 import { Server } from "./server.ts";
 import { TrustedProxies } from "./proxy.ts";
-import { type Config, ConfigError, defaultConfig } from "./settings.ts";
+import { type Config, ConfigError, defaultConfig, isUnixBind } from "./settings.ts";
 import type { App } from "./types.ts";
 
 export interface ServeOptions extends Partial<Config> {
@@ -21,8 +21,10 @@ export interface ServeOptions extends Partial<Config> {
 
 /** A running server. */
 export interface ServerHandle {
-  /** The bound addresses, ports resolved. */
+  /** The bound TCP addresses, ports resolved. */
   addrs: Deno.NetAddr[];
+  /** The unix sockets listened on. */
+  socketPaths: string[];
   server: Server;
   /** Resolves when the server has stopped. */
   finished: Promise<void>;
@@ -60,13 +62,19 @@ export function serve(app: App, options: ServeOptions = {}): ServerHandle {
     maxConnections: config.maxConnections,
     maxPending: config.maxPending,
   });
-  const addrs = server.listen(config.bind, {
+  const tls = loadTls(config);
+  if (tls && config.bind.some(isUnixBind)) {
+    throw new ConfigError("--certfile with a unix:... bind: HTTPS is served on TCP binds only");
+  }
+  const { addrs, socketPaths } = server.listen(config.bind, {
     reusePort: options.reusePort ?? false,
-    tls: loadTls(config),
+    tls,
+    umask: config.umask,
   });
   const finished = server.serve();
   return {
     addrs,
+    socketPaths,
     server,
     finished,
     shutdown: (gracefulMs = config.gracefulTimeout * 1000) => server.shutdown(gracefulMs),

@@ -5,6 +5,8 @@
 import { Connection, ConnState, type Engine } from "./connection.ts";
 import { httpDate } from "./clock.ts";
 import type { ConnectionInfo } from "./environ.ts";
+import { type Bind, isUnixBind } from "./settings.ts";
+import { listenUnix, removeSocket } from "./unix_socket.ts";
 
 /** A TCP address to listen on. Port 0 takes a free port. */
 export interface BindAddress {
@@ -18,8 +20,16 @@ const MAX_ACCEPT_BACKOFF_MS = 1000;
 /** On a graceful stop, how long a connection that has sent nothing yet may take to. */
 const FRESH_CONNECTION_GRACE_MS = 1000;
 
+/** What listen() opened: TCP addresses (ports resolved) and unix socket paths. */
+export interface Listeners {
+  addrs: Deno.NetAddr[];
+  socketPaths: string[];
+}
+
 /** How listeners are opened. */
 export interface ListenOptions {
+  /** File mode mask for unix sockets. */
+  umask?: number;
   /** Share the port with other processes (SO_REUSEPORT), as workers do. */
   reusePort?: boolean;
   /** PEM certificate and key: serve HTTPS. */
@@ -55,6 +65,7 @@ export class Server {
   readonly #connections = new Set<Connection>();
   readonly #listening: Listening[] = [];
   readonly #acceptLoops: Promise<void>[] = [];
+  readonly #socketPaths: string[] = [];
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closing = false;
   #emptied: (() => void) | null = null;
@@ -64,12 +75,27 @@ export class Server {
     this.#admission = admission;
   }
 
-  /** Opens the listeners. Throws Deno's error when an address cannot be bound. */
-  listen(binds: BindAddress[], options: ListenOptions = {}): Deno.NetAddr[] {
-    const addrs: Deno.NetAddr[] = [];
+  /**
+   * Opens the listeners. Throws Deno's error when an address cannot be bound (a unix socket
+   * path that exists included: clearStaleSocket() decides whether it may be replaced).
+   */
+  listen(binds: Bind[], options: ListenOptions = {}): Listeners {
+    const opened: Listeners = { addrs: [], socketPaths: [] };
     const reusePort = options.reusePort ?? false;
     const tls = options.tls ?? null;
     for (const bind of binds) {
+      if (isUnixBind(bind)) {
+        const listener = listenUnix(bind.path, options.umask ?? 0);
+        this.#socketPaths.push(bind.path);
+        this.#listening.push({
+          listener,
+          serverName: bind.path,
+          serverPort: "",
+          urlScheme: "http",
+        });
+        opened.socketPaths.push(bind.path);
+        continue;
+      }
       const where = { hostname: bind.hostname, port: bind.port, reusePort };
       const listener = tls ? Deno.listenTls({ ...where, ...tls }) : Deno.listen(where);
       const addr = listener.addr as Deno.NetAddr;
@@ -79,9 +105,9 @@ export class Server {
         serverPort: String(addr.port),
         urlScheme: tls ? "https" : "http",
       });
-      addrs.push(addr);
+      opened.addrs.push(addr);
     }
-    return addrs;
+    return opened;
   }
 
   /** Starts accepting on every listener; resolves when all accept loops have ended. */
@@ -141,6 +167,7 @@ export class Server {
     }
     clearInterval(this.#sweeper);
     await Promise.all(this.#acceptLoops);
+    for (const path of this.#socketPaths.splice(0)) removeSocket(path);
     this.engine.accessLog?.flush();
   }
 
@@ -182,7 +209,9 @@ export class Server {
 
   #start(conn: Deno.Conn, listening: Listening): void {
     // Accepted while stopping: it is served all the same, with Connection: close.
-    const remote = conn.remoteAddr as Deno.NetAddr;
+    // A unix-socket peer is a local process allowed by the file's mode: trusted as a proxy.
+    const unix = conn.remoteAddr.transport === "unix";
+    const remote = (unix ? { hostname: "", port: "" } : conn.remoteAddr) as Deno.NetAddr;
     try {
       (conn as Deno.TcpConn).setNoDelay?.(true);
     } catch {
@@ -194,7 +223,7 @@ export class Server {
       remoteAddr: remote.hostname ?? "",
       remotePort: String(remote.port ?? ""),
       urlScheme: listening.urlScheme,
-      trustedProxy: this.engine.trustedProxies?.trusts(remote.hostname ?? "") ?? false,
+      trustedProxy: unix || (this.engine.trustedProxies?.trusts(remote.hostname ?? "") ?? false),
     };
     const connection = new Connection(conn, this.engine, info);
     this.#connections.add(connection);

@@ -4,10 +4,20 @@
 import type { LogLevel } from "./log.ts";
 import { TrustedProxies } from "./proxy.ts";
 import type { BindAddress } from "./server.ts";
+import type { UnixBind } from "./unix_socket.ts";
+
+/** Where to listen: a TCP address or a unix socket. */
+export type Bind = BindAddress | UnixBind;
+
+/** True for a unix-socket bind. */
+export function isUnixBind(bind: Bind): bind is UnixBind {
+  return "path" in bind;
+}
 
 /** The server's configuration, as the CLI produces it. */
 export interface Config {
-  bind: BindAddress[];
+  bind: Bind[];
+  umask: number;
   keepAlive: number;
   headerTimeout: number;
   gracefulTimeout: number;
@@ -70,9 +80,20 @@ export const SETTINGS: readonly Setting[] = [
     metavar: "ADDR",
     default: "127.0.0.1:8000",
     multiple: true,
-    help: "Address to listen on: HOST:PORT, :PORT (all interfaces), [::1]:PORT. Repeatable; " +
-      "port 0 takes a free port.",
+    help: "Address to listen on: HOST:PORT, :PORT (all interfaces), [::1]:PORT, or " +
+      "unix:/path/to.sock. Repeatable; port 0 takes a free port.",
     parse: parseBind,
+  },
+  {
+    key: "umask",
+    flag: "umask",
+    metavar: "MODE",
+    default: "0",
+    help: "Octal umask for unix socket files: 0 gives mode 0666, 007 gives 0660.",
+    parse: (raw, flag) => {
+      if (!/^0?o?[0-7]{1,3}$/.test(raw)) fail(flag, "an octal mode like 007", raw);
+      return parseInt(raw.replace(/^0?o/, ""), 8);
+    },
   },
   {
     key: "keepAlive",
@@ -319,8 +340,18 @@ function fail(flag: string, expected: string, raw: string): never {
   throw new ConfigError(`--${flag}: expected ${expected}, got ${JSON.stringify(raw)}`);
 }
 
+/** "HOST:PORT", ":PORT", "[v6]:PORT", "HOST" (port 8000), or "unix:/path". */
+export function parseBind(raw: string, flag = "bind"): Bind {
+  if (raw.startsWith("unix:")) {
+    const path = raw.slice(5);
+    if (path === "" || path.includes("\0")) fail(flag, "unix:/path/to.sock", raw);
+    return { path };
+  }
+  return parseTcpBind(raw, flag);
+}
+
 /** "HOST:PORT", ":PORT", "[v6]:PORT", or "HOST" (port 8000). */
-export function parseBind(raw: string, flag = "bind"): BindAddress {
+export function parseTcpBind(raw: string, flag = "bind"): BindAddress {
   let host = raw;
   let port = "8000";
   if (raw.startsWith("[")) {

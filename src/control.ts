@@ -1,0 +1,58 @@
+// What a master and its workers say to each other. The master starts a worker with a few
+// environment variables (never a visible flag, so a compiled binary dispatches the same way);
+// the worker answers on its stdout with newline-delimited JSON messages. Every other line on
+// that stdout (the access log, when it goes to "-") is passed through by the master.
+
+/** The environment a master gives its workers. */
+export const WORKER_ENV = {
+  /** "worker": run as a worker of a master rather than as a server of one's own. */
+  role: "TSGI_ROLE",
+  /** The worker's number, 1, 2, 3, … in the order the master started them. */
+  id: "TSGI_WORKER_ID",
+  /** Requests to serve before retiring (--max-requests plus jitter); 0 or absent: no limit. */
+  maxRequests: "TSGI_MAX_REQUESTS",
+  /** The binds with every port concrete, comma-separated, overriding --bind. */
+  binds: "TSGI_BINDS",
+} as const;
+
+/** A worker's message to its master, one JSON object per line on the worker's stdout. */
+export type ControlMessage =
+  /** The app is loaded and the listeners are open: the worker is serving. */
+  | { t: "ready" }
+  /** Sent every second while the event loop turns; `n` counts the requests served. */
+  | { t: "hb"; n: number }
+  /** The request budget is spent: replace me (the master then stops this worker). */
+  | { t: "retiring" }
+  /** Why the worker could not boot, sent before it exits. */
+  | { t: "error"; msg: string };
+
+const encoder = new TextEncoder();
+
+/** The bytes of one message, newline included. */
+export function encodeMessage(message: ControlMessage): Uint8Array {
+  return encoder.encode(JSON.stringify(message) + "\n");
+}
+
+/** A line that is a control message, or null for any other line (it is passed through). */
+export function parseMessage(line: string): ControlMessage | null {
+  if (!line.startsWith('{"t":"')) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (value === null || typeof value !== "object") return null;
+  const m = value as Record<string, unknown>;
+  switch (m.t) {
+    case "ready":
+    case "retiring":
+      return { t: m.t };
+    case "hb":
+      return typeof m.n === "number" ? { t: "hb", n: m.n } : null;
+    case "error":
+      return typeof m.msg === "string" ? { t: "error", msg: m.msg } : null;
+    default:
+      return null;
+  }
+}

@@ -1,0 +1,214 @@
+// The framed protocol between an isolating master and its per-request children
+// (docs/isolation.md), spoken over the child's stdin and stdout. A frame is a type byte, a
+// 4-byte big-endian payload length and the payload. Bodies travel as a run of frames of at
+// most 64 KiB, each write awaited, so neither side ever holds a whole body and a slow reader
+// slows the writer down through the pipe.
+
+/** The frame types. Master → child: REQUEST_HEAD, BODY, BODY_END, BODY_ERROR. */
+export const FRAME = {
+  /** child → master: the app is imported, send the request. Empty. */
+  READY: 1,
+  /** master → child: the request, as JSON (RequestHead). */
+  REQUEST_HEAD: 2,
+  /** master → child: request body bytes. */
+  BODY: 3,
+  /** master → child: the request body ended. Empty. */
+  BODY_END: 4,
+  /** child → master: the response status and headers, as JSON (ResponseHead). */
+  RESPONSE_HEAD: 5,
+  /** child → master: response body bytes. */
+  RESPONSE_BODY: 6,
+  /** child → master: the response is complete; the child exits next. Empty. */
+  RESPONSE_END: 7,
+  /** child → master: the app failed; UTF-8 message. master → child: the request body failed. */
+  ERROR: 8,
+  /** child → master: the app asked for the request body: start sending it. Empty. */
+  PULL: 9,
+  /** child → master: what the app printed with console.log, UTF-8, for the master's stdout. */
+  OUTPUT: 10,
+} as const;
+
+export type FrameType = typeof FRAME[keyof typeof FRAME];
+
+/** Largest payload of one body frame: bodies are cut into frames this size or smaller. */
+export const BODY_FRAME_MAX = 64 * 1024;
+/** Largest payload of any frame (a request or response head in JSON). */
+export const FRAME_MAX = 16 * 1024 * 1024;
+const HEADER_BYTES = 5;
+const EMPTY = new Uint8Array(0);
+
+/** The request as REQUEST_HEAD carries it. */
+export interface RequestHeadFrame {
+  /** The environ's serialisable entries: CGI variables, HTTP_* fields, scalar extras. */
+  environ: Record<string, string | number | boolean>;
+  /** Whether the request has a body at all (if not, the child never sends PULL). */
+  body: boolean;
+}
+
+/** The response head as RESPONSE_HEAD carries it. */
+export interface ResponseHeadFrame {
+  status: string;
+  headers: [string, string][];
+}
+
+export interface Frame {
+  type: number;
+  payload: Uint8Array;
+}
+
+/** The peer broke the protocol: a truncated frame, an unknown type, an oversized length. */
+export class FrameError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "FrameError";
+  }
+}
+
+/** One frame's bytes, header and payload in a single buffer (one write, one syscall). */
+export function encodeFrame(type: FrameType, payload: Uint8Array = EMPTY): Uint8Array {
+  const bytes = new Uint8Array(HEADER_BYTES + payload.length);
+  bytes[0] = type;
+  new DataView(bytes.buffer).setUint32(1, payload.length);
+  bytes.set(payload, HEADER_BYTES);
+  return bytes;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeJson(type: FrameType, value: unknown): Uint8Array {
+  return encodeFrame(type, encoder.encode(JSON.stringify(value)));
+}
+
+export function decodeJson<T>(frame: Frame): T {
+  return JSON.parse(decoder.decode(frame.payload)) as T;
+}
+
+export function decodeText(frame: Frame): string {
+  return decoder.decode(frame.payload);
+}
+
+/** Reads frames off a byte stream, as they come, whatever the stream's own chunking. */
+export class FrameReader {
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  /** Bytes read but not yet consumed: chunks[0] from `offset` on, then the rest whole. */
+  #chunks: Uint8Array[] = [];
+  #offset = 0;
+  #available = 0;
+  #ended = false;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.getReader();
+  }
+
+  /** The next frame; null when the stream ends cleanly between frames. */
+  async next(): Promise<Frame | null> {
+    if (!(await this.#want(HEADER_BYTES))) {
+      if (this.#available === 0) return null;
+      throw new FrameError(`Stream ended inside a frame header (${this.#available} bytes)`);
+    }
+    const header = this.#take(HEADER_BYTES);
+    const type = header[0];
+    const length = new DataView(header.buffer, header.byteOffset, HEADER_BYTES).getUint32(1);
+    if (type < FRAME.READY || type > FRAME.OUTPUT) {
+      throw new FrameError(`Unknown frame type ${type}`);
+    }
+    if (length > FRAME_MAX) throw new FrameError(`Frame of ${length} bytes is too large`);
+    if (!(await this.#want(length))) {
+      throw new FrameError(`Stream ended inside a frame (${this.#available} of ${length} bytes)`);
+    }
+    return { type, payload: length === 0 ? EMPTY : this.#take(length) };
+  }
+
+  /** Stops reading and releases the stream (its descriptor is closed). */
+  async cancel(): Promise<void> {
+    this.#ended = true;
+    this.#chunks = [];
+    this.#available = 0;
+    await this.#reader.cancel().catch(() => {});
+  }
+
+  /** Reads until `n` bytes are buffered; false when the stream ends first. */
+  async #want(n: number): Promise<boolean> {
+    while (this.#available < n) {
+      if (this.#ended) return false;
+      const { value, done } = await this.#reader.read();
+      if (done) {
+        this.#ended = true;
+        return false;
+      }
+      if (value.length === 0) continue;
+      this.#chunks.push(value);
+      this.#available += value.length;
+    }
+    return true;
+  }
+
+  /** `n` buffered bytes: a view when one chunk holds them, else a copy across chunks. */
+  #take(n: number): Uint8Array {
+    this.#available -= n;
+    const first = this.#chunks[0];
+    if (first.length - this.#offset >= n) {
+      const out = first.subarray(this.#offset, this.#offset + n);
+      this.#offset += n;
+      if (this.#offset === first.length) {
+        this.#chunks.shift();
+        this.#offset = 0;
+      }
+      return out;
+    }
+    const out = new Uint8Array(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.#chunks[0];
+      const piece = Math.min(chunk.length - this.#offset, n - filled);
+      out.set(chunk.subarray(this.#offset, this.#offset + piece), filled);
+      filled += piece;
+      this.#offset += piece;
+      if (this.#offset === chunk.length) {
+        this.#chunks.shift();
+        this.#offset = 0;
+      }
+    }
+    return out;
+  }
+}
+
+/**
+ * Writes frames to a byte stream in call order. Each write's promise resolves when the bytes
+ * are in the pipe, which is the backpressure; a failed write fails every later one.
+ */
+export class FrameWriter {
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #closed = false;
+
+  constructor(stream: WritableStream<Uint8Array>) {
+    this.#writer = stream.getWriter();
+  }
+
+  write(frame: Uint8Array): Promise<void> {
+    if (this.#closed) return Promise.reject(new FrameError("Frame channel is closed"));
+    return this.#writer.write(frame);
+  }
+
+  /** Body bytes as frames of at most BODY_FRAME_MAX, each write awaited. */
+  async writeBody(type: FrameType, bytes: Uint8Array): Promise<void> {
+    for (let at = 0; at < bytes.length; at += BODY_FRAME_MAX) {
+      await this.write(encodeFrame(type, bytes.subarray(at, at + BODY_FRAME_MAX)));
+    }
+  }
+
+  /** Closes the stream after what is queued; never throws. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#writer.close().catch(() => {});
+  }
+
+  /** Closes the stream at once, dropping what is queued; never throws. */
+  async abort(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#writer.abort().catch(() => {});
+  }
+}

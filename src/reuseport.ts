@@ -1,0 +1,131 @@
+// Leaving a SO_REUSEPORT group without dropping connections, on Linux.
+//
+// Workers share a port through SO_REUSEPORT: the kernel hands each new connection to one of
+// the listening sockets. When one of them is closed, the connections waiting in its accept
+// queue are reset, not passed to the others (unless the sysctl net.ipv4.tcp_migrate_req is
+// 1, Linux 5.14+; it is 0 by default). A worker that stops while others keep serving — HUP,
+// --max-requests, TTOU — would fail the few clients it had not accepted yet. So a stopping
+// worker waits for an instant when its accept queues are empty (getsockopt TCP_INFO gives
+// the queue's length in `tcpi_unacked` on a listening socket) and closes its listeners right
+// then, in the same synchronous pass.
+//
+// It cannot use Deno's close() for that: the runtime closes the descriptor only after the
+// pending accept() has been cancelled, later in the event loop, while connections keep
+// arriving. So the listening descriptor is replaced in place (dup3) by a private listening
+// socket bound to 127.0.0.1 that nobody knows: that closes the shared socket at once, and
+// the runtime's pending accept() just never completes, until the server closes the listener
+// as it always does, closing the stand-in. Deno exposes no descriptors, so they are found in
+// /proc/self/fd and the calls go through FFI; where either is missing (another OS, no
+// --allow-ffi), nothing happens here and the server's own close is all there is.
+
+const SOL_SOCKET = 1;
+const SO_ACCEPTCONN = 30;
+const IPPROTO_TCP = 6;
+const TCP_INFO = 11;
+const AF_INET_SOCKADDR_LEN = 16;
+const SOCK_STREAM = 1;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+const O_CLOEXEC = 0o2000000;
+/** Offset of `tcpi_unacked` in struct tcp_info (linux/tcp.h): 8 bytes of u8, then 4 u32s. */
+const TCPI_UNACKED = 24;
+const AF_INET = 2;
+const AF_INET6 = 10;
+
+const SYMBOLS = {
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  dup3: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+} as const;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let libc: Libc | null | undefined;
+
+function openLibc(): Libc | null {
+  if (libc !== undefined) return libc;
+  libc = null;
+  if (Deno.build.os !== "linux") return libc;
+  for (const name of ["libc.so.6", "libc.so"]) {
+    try {
+      libc = Deno.dlopen(name, SYMBOLS).symbols;
+      break;
+    } catch {
+      // Not this name, or no FFI permission.
+    }
+  }
+  return libc;
+}
+
+/** This process's listening TCP sockets bound to one of `ports`, by descriptor. */
+function listeningSockets(c: Libc, ports: Set<number>): number[] {
+  const fds: number[] = [];
+  let entries;
+  try {
+    entries = [...Deno.readDirSync("/proc/self/fd")];
+  } catch {
+    return fds;
+  }
+  const int = new Int32Array(1);
+  const len = new Uint32Array(1);
+  const addr = new Uint8Array(128);
+  for (const entry of entries) {
+    const fd = Number(entry.name);
+    try {
+      if (!Deno.readLinkSync(`/proc/self/fd/${fd}`).startsWith("socket:")) continue;
+    } catch {
+      continue;
+    }
+    len[0] = 4;
+    if (c.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, int, len) !== 0 || int[0] !== 1) continue;
+    len[0] = addr.length;
+    if (c.getsockname(fd, addr, len) !== 0) continue;
+    const family = addr[0] | (addr[1] << 8);
+    if (family !== AF_INET && family !== AF_INET6) continue;
+    if (ports.has((addr[2] << 8) | addr[3])) fds.push(fd);
+  }
+  return fds;
+}
+
+function acceptQueueLength(c: Libc, fd: number): number {
+  const info = new Uint8Array(256);
+  const len = new Uint32Array([info.length]);
+  if (c.getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, len) !== 0) return 0;
+  return new DataView(info.buffer).getUint32(TCPI_UNACKED, true);
+}
+
+/** Closes the socket open as `fd` by putting a private, idle listening socket in its place. */
+function replaceWithStandIn(c: Libc, fd: number): boolean {
+  const standIn = c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (standIn < 0) return false;
+  // 127.0.0.1, port 0: struct sockaddr_in, family in host order, port and address in network.
+  const addr = new Uint8Array([AF_INET, 0, 0, 0, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+  const ok = c.bind(standIn, addr, AF_INET_SOCKADDR_LEN) === 0 && c.listen(standIn, 1) === 0 &&
+    c.dup3(standIn, fd, O_CLOEXEC) === fd;
+  c.close(standIn);
+  return ok;
+}
+
+/**
+ * Takes this process's listeners on `ports` out of their SO_REUSEPORT groups at an instant
+ * when no connection waits in their accept queues (the accept loops empty them meanwhile),
+ * or after `deadlineMs` whatever the queues hold. Resolves with true when it did, false when
+ * it could not (the server's close will do it, dropping what is queued then).
+ */
+export async function leaveReusePortGroup(ports: number[], deadlineMs = 1000): Promise<boolean> {
+  const c = openLibc();
+  if (c === null) return false;
+  const until = Date.now() + deadlineMs;
+  while (true) {
+    const fds = listeningSockets(c, new Set(ports));
+    if (fds.length === 0) return false;
+    if (fds.every((fd) => acceptQueueLength(c, fd) === 0) || Date.now() > until) {
+      return fds.map((fd) => replaceWithStandIn(c, fd)).every(Boolean);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+}
