@@ -72,7 +72,7 @@ export class Connection implements ClosePolicy {
   readonly #scanner = new HeadScanner();
   #requests = 0;
   #readAhead: Promise<void> | null = null;
-  /** A readInto() is in flight: its end-of-stream is the disconnect signal's too. */
+  /** A fill() or readInto() read is in flight: its end-of-stream is the signal's too. */
   #directRead = false;
   /** The peer closed its side, or the socket failed: no more bytes will come. */
   #ended = false;
@@ -167,9 +167,24 @@ export class Connection implements ClosePolicy {
   async fill(): Promise<boolean> {
     const backlog = this.#out.flushBehind();
     if (backlog) await backlog;
-    if (this.#readAhead === null && !this.#ended) this.#startRead();
-    await this.#readAhead;
-    return !this.#ended;
+    if (this.#readAhead !== null) {
+      await this.#readAhead;
+      return !this.#ended;
+    }
+    if (this.#ended) return false;
+    this.#makeRoom();
+    const view = this.end === 0 ? this.#wholeView : this.buf.subarray(this.end);
+    let n: number | null;
+    this.#directRead = true;
+    try {
+      n = await this.#conn.read(view);
+    } catch {
+      n = null;
+    } finally {
+      this.#directRead = false;
+    }
+    this.#readDone(n);
+    return n !== null;
   }
 
   /** BodySource.readInto(): a read past the buffer, for large bodies. */
@@ -195,9 +210,9 @@ export class Connection implements ClosePolicy {
   }
 
   /**
-   * The one place that reads the socket into the buffer (readInto() reads past it). At most
-   * one read is in flight, and nothing moves the buffer while it is: a read-ahead started to
-   * watch for a disconnect and a read the parser or the body asks for are the same read.
+   * A read started to watch for a disconnect while the app runs. At most one read is in
+   * flight (this, fill()'s or readInto()'s), and nothing moves the buffer while it is: a later
+   * fill() takes this read's bytes instead of starting its own.
    */
   #startRead(): void {
     this.#makeRoom();

@@ -27,6 +27,8 @@ export class OutputBuffer {
   #spare: Uint8Array | null = null;
   #len = 0;
   #inFlight: Promise<void> | null = null;
+  /** Writes queued and not finished; #inFlight is the last of them. */
+  #queued = 0;
   #failure: WriteFailedError | null = null;
   /** Bytes handed to the socket so far. */
   written = 0;
@@ -89,36 +91,32 @@ export class OutputBuffer {
       this.#len += bytes.length;
       return this.#len >= COPY_LIMIT ? this.flush() : undefined;
     }
-    this.flushBehind();
-    return this.#enqueue(bytes, null);
+    if (this.#len > 0) this.#startFlush();
+    this.#queue(bytes, null);
+    return this.flush();
   }
 
   /**
-   * Writes everything buffered; resolves when it, and every write before it, is done.
-   * Writes never overlap: each starts when the one before has finished, and what is appended
-   * meanwhile goes into the other of two buffers.
+   * Writes everything buffered; resolves when it, and every write before it, is done, and
+   * rejects with WriteFailedError when any of them failed. Writes never overlap: each starts
+   * when the one before has finished, and what is appended meanwhile goes into another buffer.
    */
   flush(): Promise<void> {
-    if (this.#len === 0) {
-      if (this.#failure) return Promise.reject(this.#failure);
-      return this.#inFlight ?? RESOLVED;
-    }
-    const full = this.#buf;
-    const len = this.#len;
-    this.#buf = this.#spare ?? takeBuffer();
-    this.#spare = null;
-    this.#len = 0;
-    return this.#enqueue(full.subarray(0, len), full);
+    if (this.#len > 0) this.#startFlush();
+    const inFlight = this.#inFlight;
+    if (inFlight !== null) return inFlight.then(this.#throwIfFailed);
+    return this.#failure ? Promise.reject(this.#failure) : RESOLVED;
   }
 
   /**
    * Starts writing what is buffered without waiting for it, so the next read is already on its
    * way. Returns a promise only when an earlier write is still unfinished: the caller should
-   * wait on it, so a client that does not read cannot make the server buffer without end.
+   * wait on it, so a client that does not read cannot make the server buffer without end. The
+   * promise never rejects; a failure shows in `failure` and at the next flush().
    */
   flushBehind(): Promise<void> | undefined {
     const backlog = this.#inFlight;
-    if (this.#len > 0) this.flush().catch(() => {});
+    if (this.#len > 0) this.#startFlush();
     return backlog ?? undefined;
   }
 
@@ -127,35 +125,47 @@ export class OutputBuffer {
     return this.#failure;
   }
 
-  #enqueue(bytes: Uint8Array, recycle: Uint8Array | null): Promise<void> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    const previous = this.#inFlight;
-    const start = () => this.#writeAll(bytes);
-    const write: Promise<void> = (previous === null ? start() : previous.then(start)).then(
-      () => {
-        if (this.#inFlight === write) this.#inFlight = null;
-        // A buffer grown for one large head should not stay large for the connection's life.
-        if (recycle !== null && recycle.length <= 4 * COPY_LIMIT) this.#spare = recycle;
-      },
-      (error) => {
-        if (this.#inFlight === write) this.#inFlight = null;
-        this.#failure ??= error instanceof WriteFailedError ? error : new WriteFailedError(error);
-        throw this.#failure;
-      },
-    );
-    // The stored promise is watched here; whoever awaits it sees the failure too.
-    write.catch(() => {});
-    this.#inFlight = write;
-    return write;
+  readonly #throwIfFailed = (): void => {
+    if (this.#failure) throw this.#failure;
+  };
+
+  #startFlush(): void {
+    const full = this.#buf;
+    const len = this.#len;
+    this.#buf = this.#spare ?? takeBuffer();
+    this.#spare = null;
+    this.#len = 0;
+    this.#queue(full.subarray(0, len), full);
   }
 
-  #writeAll(bytes: Uint8Array): Promise<void> {
-    this.writingSince = coarseNow();
-    return this.#writer.write(bytes).then((n) => {
-      this.written += n;
+  /** Queues a write behind the one in flight. `recycle` is the buffer to reuse afterwards. */
+  #queue(bytes: Uint8Array, recycle: Uint8Array | null): void {
+    this.#queued++;
+    this.#inFlight = this.#write(this.#inFlight, bytes, recycle);
+  }
+
+  /** One queued write. It never rejects: the failure is kept, and every later write skipped. */
+  async #write(
+    previous: Promise<void> | null,
+    bytes: Uint8Array,
+    recycle: Uint8Array | null,
+  ): Promise<void> {
+    if (previous !== null) await previous;
+    let done = 0;
+    try {
+      while (this.#failure === null && done < bytes.length) {
+        this.writingSince = coarseNow();
+        done += await this.#writer.write(done === 0 ? bytes : bytes.subarray(done));
+        this.writingSince = 0;
+      }
+    } catch (error) {
       this.writingSince = 0;
-      if (n < bytes.length) return this.#writeAll(bytes.subarray(n));
-    });
+      this.#failure = new WriteFailedError(error);
+    }
+    this.written += done;
+    // A buffer grown for one large head should not stay large for the connection's life.
+    if (recycle !== null && recycle.length <= 4 * COPY_LIMIT) this.#spare = recycle;
+    if (--this.#queued === 0) this.#inFlight = null;
   }
 
   /** Hands the buffers back to the pool; the output must not be used afterwards. */
