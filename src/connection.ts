@@ -173,7 +173,15 @@ export class Connection implements ClosePolicy {
     }
     if (this.#ended) return false;
     this.#makeRoom();
-    const view = this.end === 0 ? this.#wholeView : this.buf.subarray(this.end);
+    const n = await this.#readSocket(
+      this.end === 0 ? this.#wholeView : this.buf.subarray(this.end),
+    );
+    if (n !== null) this.end += n;
+    return n !== null;
+  }
+
+  /** A read of the socket into `view`; null at its end (which also fires the signal). */
+  async #readSocket(view: Uint8Array): Promise<number | null> {
     let n: number | null;
     this.#directRead = true;
     try {
@@ -183,8 +191,8 @@ export class Connection implements ClosePolicy {
     } finally {
       this.#directRead = false;
     }
-    this.#readDone(n);
-    return n !== null;
+    if (n === null) this.#readDone(null);
+    return n;
   }
 
   /** BodySource.readInto(): a read past the buffer, for large bodies. */
@@ -196,17 +204,7 @@ export class Connection implements ClosePolicy {
       return this.#ended && this.end === this.start ? null : 0;
     }
     if (this.#ended) return null;
-    let n: number | null;
-    this.#directRead = true;
-    try {
-      n = await this.#conn.read(dest);
-    } catch {
-      n = null;
-    } finally {
-      this.#directRead = false;
-    }
-    if (n === null) this.#readDone(null);
-    return n;
+    return await this.#readSocket(dest);
   }
 
   /**

@@ -8,7 +8,7 @@ import { percentDecodePath } from "./environ.ts";
 import { headerNameOf } from "./field_names.ts";
 import type { App, Body, Chunk, Environ, FetchApp, Input } from "./types.ts";
 
-import { HOP_BY_HOP } from "./fetch_handler.ts";
+import { HOP_BY_HOP } from "./grammar.ts";
 
 export { type FetchHandlerOptions, toFetchHandler } from "./fetch_handler.ts";
 

@@ -2,6 +2,7 @@
 // `toFetchHandler(app)` builds the environ from a Request, runs the app, and streams its body
 // into the Response, with startResponse's rules (excInfo, headers held until the first byte).
 
+import { HOP_BY_HOP } from "./grammar.ts";
 import { percentDecodePath } from "./environ.ts";
 import { HttpError } from "./errors.ts";
 import { environKey } from "./field_names.ts";
@@ -32,16 +33,6 @@ const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 /** Statuses whose Response may not have a body (Fetch standard "null body status"). */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
-/** Headers that belong to the connection, not the message: the server's alone (TSGI.md). */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-]);
 
 /** Writes to stderr: the default `tsgi.errors` outside the server. */
 const STDERR: ErrorStream = {

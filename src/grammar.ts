@@ -95,3 +95,17 @@ export function isFieldValue(s: string): boolean {
   }
   return true;
 }
+
+/**
+ * Fields that describe the connection, not the message (RFC 9110 §7.6.1, PEP 3333's list):
+ * the server's alone to send, lower-case.
+ */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+]);

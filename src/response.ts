@@ -3,7 +3,7 @@
 
 import { httpDate, httpDateLine } from "./clock.ts";
 import { AppError, STATUS_TEXT } from "./errors.ts";
-import { FIELD_CHAR, TCHAR } from "./grammar.ts";
+import { FIELD_CHAR, HOP_BY_HOP, TCHAR } from "./grammar.ts";
 import type { OutputBuffer } from "./output.ts";
 import type { Body, Chunk, StartResponse } from "./types.ts";
 
@@ -13,17 +13,6 @@ export interface ClosePolicy {
 }
 
 const NEVER_CLOSE: ClosePolicy = { closeAfterResponse: () => false };
-
-/** Header names the server owns (RFC 9110 §7.6.1, PEP 3333's hop-by-hop list). */
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-]);
 
 const CHECKED_SLOTS = 16;
 const checkedNames: unknown[] = new Array(CHECKED_SLOTS).fill(undefined);

@@ -4,7 +4,7 @@
 // throws ValidationError naming the rule; the server answers 500 and logs the message.
 
 import { AppError } from "./errors.ts";
-import { HOP_BY_HOP } from "./fetch_handler.ts";
+import { HOP_BY_HOP } from "./grammar.ts";
 import type { App, Body, Chunk, Environ, ErrorStream, Input, StartResponse } from "./types.ts";
 
 /** The rules validate() enforces; each error names one. */
