@@ -4,6 +4,7 @@
 import { ChunkedDecoder } from "./chunked.ts";
 import { HttpError } from "./errors.ts";
 import { BodyKind, type HeadLimits, type RequestHead } from "./parser.ts";
+import { ByteInput, EMPTY } from "./byte_input.ts";
 import type { Input } from "./types.ts";
 
 /** The connection's side of a body: its unread bytes are buf[start, end). */
@@ -30,8 +31,6 @@ export class ClientGoneError extends Error {
   }
 }
 
-const EMPTY = new Uint8Array(0);
-const LF = 0x0a;
 /** Reads of at least this many body bytes go straight from the socket to the app. */
 const DIRECT_READ_MIN = 16 * 1024;
 /** The most one direct read asks for: the app's chunk, not the whole body. */
@@ -46,17 +45,16 @@ export const EMPTY_INPUT: Input = Object.freeze({
 });
 
 /** A streamed request body. */
-export class RequestInput implements Input {
+export class RequestInput extends ByteInput {
   readonly #source: BodySource;
   #remaining: number;
   readonly #decoder: ChunkedDecoder | null;
   #continuePending: boolean;
   #done = false;
   #failure: Error | null = null;
-  /** Bytes taken from the wire but not yet given to the app (after a short read). */
-  #pending: Uint8Array = EMPTY;
 
   constructor(source: BodySource, head: RequestHead, maxBody: number, limits: HeadLimits) {
+    super();
     this.#source = source;
     this.#remaining = head.contentLength;
     this.#decoder = head.bodyKind === BodyKind.Chunked ? new ChunkedDecoder(maxBody, limits) : null;
@@ -65,7 +63,7 @@ export class RequestInput implements Input {
 
   /** True once the whole body has come off the wire (whether or not the app read it). */
   get finished(): boolean {
-    return this.#done && this.#pending.length === 0;
+    return this.#done && !this.hasPending;
   }
 
   /** True when the client was told to send its body, or never had to be asked. */
@@ -84,70 +82,16 @@ export class RequestInput implements Input {
     return this.#failure;
   }
 
-  async read(size?: number): Promise<Uint8Array> {
-    if (size === undefined || size === null || size < 0) return concat(await this.#readAll());
-    if (size === 0) return EMPTY;
-    const parts: Uint8Array[] = [];
-    let total = 0;
-    while (total < size) {
-      const piece = await this.#take(size - total);
-      if (piece === null) break;
-      parts.push(piece);
-      total += piece.length;
-    }
-    return concat(parts);
-  }
-
-  async readline(size?: number): Promise<Uint8Array> {
-    const limit = size === undefined || size === null || size < 0 ? Infinity : size;
-    const parts: Uint8Array[] = [];
-    let total = 0;
-    while (total < limit) {
-      const piece = await this.#take(Math.min(limit - total, 1 << 30));
-      if (piece === null) break;
-      const nl = piece.indexOf(LF);
-      if (nl >= 0 && nl + 1 < piece.length) {
-        this.#pending = piece.subarray(nl + 1);
-        parts.push(piece.subarray(0, nl + 1));
-        break;
-      }
-      parts.push(piece);
-      total += piece.length;
-      if (nl >= 0) break;
-    }
-    return concat(parts);
-  }
-
-  async readlines(hint?: number): Promise<Uint8Array[]> {
-    const lines: Uint8Array[] = [];
-    let total = 0;
-    while (hint === undefined || hint <= 0 || total < hint) {
-      const line = await this.readline();
-      if (line.length === 0) break;
-      lines.push(line);
-      total += line.length;
-    }
-    return lines;
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    while (true) {
-      const line = await this.readline();
-      if (line.length === 0) return;
-      yield line;
-    }
-  }
-
   /**
    * Reads and discards what is left, up to `limit` bytes on the wire. True when the body
    * ended within it, so the connection is positioned at the next request.
    */
   async drain(limit: number): Promise<boolean> {
-    this.#pending = EMPTY;
+    this.dropPending();
     let drained = 0;
     try {
       while (!this.#done) {
-        const piece = await this.#next(1 << 30);
+        const piece = await this.next(1 << 30);
         if (piece === null) break;
         drained += piece.length;
         if (drained > limit) return false;
@@ -158,28 +102,7 @@ export class RequestInput implements Input {
     return this.#done;
   }
 
-  async #readAll(): Promise<Uint8Array[]> {
-    const parts: Uint8Array[] = [];
-    while (true) {
-      const piece = await this.#take(1 << 30);
-      if (piece === null) return parts;
-      parts.push(piece);
-    }
-  }
-
-  /** At most `max` bytes: the pending ones first, then the next from the wire; null at end. */
-  #take(max: number): Promise<Uint8Array | null> | Uint8Array {
-    const pending = this.#pending;
-    if (pending.length === 0) return this.#next(max);
-    if (pending.length <= max) {
-      this.#pending = EMPTY;
-      return pending;
-    }
-    this.#pending = pending.subarray(max);
-    return pending.subarray(0, max);
-  }
-
-  async #next(max: number): Promise<Uint8Array | null> {
+  protected async next(max: number): Promise<Uint8Array | null> {
     if (this.#failure) throw this.#failure;
     if (this.#done) return null;
     if (this.#continuePending) {
@@ -230,24 +153,10 @@ export class RequestInput implements Input {
       if (spanLength > 0) {
         const piece = source.buf.slice(decoder.spanStart, decoder.spanEnd);
         if (spanLength <= max) return piece;
-        this.#pending = piece.subarray(max);
+        this.keep(piece.subarray(max));
         return piece.subarray(0, max);
       }
       if (this.#done) return null;
     }
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 0) return EMPTY;
-  if (parts.length === 1) return parts[0];
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }
