@@ -1,4 +1,11 @@
-// The tsgi command: `deno run -A main.ts APP [options]`. All of it lives in src/cli.ts.
-import { main } from "./src/cli.ts";
-
-if (import.meta.main) Deno.exit(await main(Deno.args));
+// The tsgi command: `deno run -A main.ts APP [options]`. All of it lives in src/cli.ts; a
+// per-request child (--isolate request) skips the CLI, since its start-up is each request's
+// cost.
+if (import.meta.main) {
+  if (Deno.env.get("TSGI_ROLE") === "child") {
+    const { runChildFromEnv } = await import("./src/isolate_child.ts");
+    Deno.exit(await runChildFromEnv());
+  }
+  const { main } = await import("./src/cli.ts");
+  Deno.exit(await main(Deno.args));
+}

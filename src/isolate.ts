@@ -24,7 +24,7 @@ import {
 } from "./frames.ts";
 import { ClientGoneError, EMPTY_INPUT } from "./input.ts";
 import { type ErrorLog, escapeLogField } from "./log.ts";
-import { CHILD_ROLE } from "./isolate_child.ts";
+import { CHILD_LOAD_ENV, CHILD_ROLE, type ChildLoad } from "./isolate_child.ts";
 import type { App, Body, Environ, StartResponse } from "./types.ts";
 
 /** How an isolating executor runs its children. */
@@ -40,6 +40,9 @@ export interface IsolateOptions {
   timeout: number;
   /** The command-line arguments each child gets (APP and options); default `[spec]`. */
   args?: string[];
+  /** How the child loads the app (--app-factory, --validate), as the master does. */
+  appFactory?: boolean;
+  validate?: boolean;
 }
 
 /** The executor: a TSGI app, plus close() to stop its children. */
@@ -78,7 +81,7 @@ const TEXT_PLAIN: [string, string] = ["Content-Type", "text/plain; charset=utf-8
  * ```
  */
 export function isolatedApp(spec: string, options: IsolateOptions): IsolatedApp {
-  const pool = new ChildPool(options.args ?? [spec], options);
+  const pool = new ChildPool(spec, options.args ?? [spec], options);
   const log = options.errorLog;
   const timeoutMs = options.timeout * 1000;
   const app = (environ: Environ, startResponse: StartResponse): Body | Promise<Body> => {
@@ -230,7 +233,7 @@ class ChildPool {
   #spawnAfter = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(userArgs: string[], options: IsolateOptions) {
+  constructor(spec: string, userArgs: string[], options: IsolateOptions) {
     this.#options = options;
     this.#log = options.errorLog;
     this.#command = Deno.execPath();
@@ -239,7 +242,13 @@ class ChildPool {
     this.#args = Deno.build.standalone || main.protocol !== "file:"
       ? [...userArgs]
       : ["run", "-A", "--unstable-net", decodeURIComponent(main.pathname), ...userArgs];
-    this.#env = { TSGI_ROLE: CHILD_ROLE };
+    // What the child needs to load the app, so that main.ts can start it without the CLI.
+    const load: ChildLoad = {
+      spec,
+      appFactory: options.appFactory ?? false,
+      validate: options.validate ?? false,
+    };
+    this.#env = { TSGI_ROLE: CHILD_ROLE, [CHILD_LOAD_ENV]: JSON.stringify(load) };
     // The child's stderr is a pipe into the log: no terminal colours there unless ours is one.
     if (!Deno.stderr.isTerminal()) this.#env.NO_COLOR = "1";
     this.#fill();

@@ -4,7 +4,7 @@
 // the app prints with console.log travels in OUTPUT frames, and what goes to stderr (the
 // app's tsgi.errors, uncaught errors) reaches the master's error log line by line.
 
-import { AppLoadError, loadApp } from "./app_loader.ts";
+import { AppLoadError, loadApp, type LoadOptions } from "./app_loader.ts";
 import {
   decodeJson,
   decodeText,
@@ -18,12 +18,35 @@ import {
   type ResponseHeadFrame,
 } from "./frames.ts";
 import { describeError } from "./log.ts";
-import type { Config } from "./settings.ts";
 import { StreamInput } from "./stream_input.ts";
 import type { App, Body, Chunk, Environ, ErrorStream, StartResponse } from "./types.ts";
 
 /** The value of TSGI_ROLE that makes main.ts run as a per-request child. */
 export const CHILD_ROLE = "child";
+
+/** The environment variable that tells a child how to load the app (JSON, a ChildLoad). */
+export const CHILD_LOAD_ENV = "TSGI_CHILD_APP";
+
+/** What a child needs to load the app without parsing a command line. */
+export interface ChildLoad {
+  spec: string;
+  appFactory: boolean;
+  validate: boolean;
+}
+
+/**
+ * main.ts's entry for a child: the app comes from CHILD_LOAD_ENV, so neither the CLI nor the
+ * server is loaded, and the child is ready sooner — its start-up is each request's cost.
+ */
+export async function runChildFromEnv(): Promise<number> {
+  const raw = Deno.env.get(CHILD_LOAD_ENV);
+  if (raw === undefined) {
+    writeStderr(`${CHILD_LOAD_ENV} is not set: a child is started by its master only\n`);
+    return 2;
+  }
+  const load = JSON.parse(raw) as ChildLoad;
+  return await runChild(load.spec, load);
+}
 
 /** Exit status of a child whose app failed (it said so with an ERROR frame first). */
 export const EXIT_APP_FAILED = 1;
@@ -32,7 +55,7 @@ const encoder = new TextEncoder();
 const VERSION: readonly [number, number] = Object.freeze([1, 0] as const);
 
 /** Runs as a child: one request, then the exit status. */
-export async function runChild(spec: string, config: Config): Promise<number> {
+export async function runChild(spec: string, config: LoadOptions): Promise<number> {
   const out = new FrameWriter(Deno.stdout.writable);
   routeConsole(out);
   // Ctrl-C reaches the whole process group; stopping is the master's decision, not ours.
