@@ -16,6 +16,8 @@ export interface BindAddress {
 
 /** How often deadlines are checked; timeouts are this precise. */
 const SWEEP_INTERVAL_MS = 250;
+/** A sweep this late is logged as a blocked event loop. */
+const STALL_LOG_MS = 500;
 const MAX_ACCEPT_BACKOFF_MS = 1000;
 /** On a graceful stop, how long a connection that has sent nothing yet may take to. */
 const FRESH_CONNECTION_GRACE_MS = 1000;
@@ -68,6 +70,7 @@ export class Server {
   readonly #socketPaths: string[] = [];
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closing = false;
+  #lastSweep = 0;
   #emptied: (() => void) | null = null;
 
   constructor(engine: Engine, admission: Admission = UNLIMITED) {
@@ -112,11 +115,27 @@ export class Server {
 
   /** Starts accepting on every listener; resolves when all accept loops have ended. */
   serve(): Promise<void> {
+    this.#lastSweep = Date.now();
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
     for (const listening of this.#listening) {
       this.#acceptLoops.push(this.#acceptLoop(listening));
     }
     return Promise.all(this.#acceptLoops).then(() => {});
+  }
+
+  /**
+   * A sweep that runs late means the event loop was held: an app computing without awaiting.
+   * Nothing in one process can interrupt it (--workers' --timeout can), but it is named.
+   */
+  #noticeStall(now: number): void {
+    const late = now - this.#lastSweep - SWEEP_INTERVAL_MS;
+    this.#lastSweep = now;
+    if (late >= STALL_LOG_MS) {
+      this.engine.errorLog.warning(
+        `Event loop blocked for ${late} ms: an app ran without awaiting, and every ` +
+          "connection of this process waited",
+      );
+    }
   }
 
   /** Connections open now. */
@@ -237,6 +256,7 @@ export class Server {
 
   #sweep(): void {
     const now = Date.now();
+    this.#noticeStall(now);
     for (const connection of this.#connections) {
       if (connection.expired(now)) connection.expire();
     }

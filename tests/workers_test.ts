@@ -192,7 +192,10 @@ const decoder = new TextDecoder();
 interface Load {
   ok: number;
   failed: number;
-  /** Connections reset during their handshake: see docs/workers.md, "What HUP can cost". */
+  /**
+   * Connections the kernel reset in their handshake or in a closing listener's queue: see
+   * docs/workers.md, "What HUP can cost".
+   */
   handshakeResets: number;
   errors: string[];
   pids: Set<string>;
@@ -234,7 +237,8 @@ function load(port: number, connections: number, keepAlive = 1): Load {
     result.pids.add(body.split(" ")[0]);
   };
   const fail = (kind: string) => (error: unknown) => {
-    if (/connect failed after \d+ ms: ConnectionReset/.test(String(error))) {
+    // Reset in the handshake, or queued on a listener as it closed: the same kernel limit.
+    if (/(connect|read) failed after \d+ ms: ConnectionReset/.test(String(error))) {
       result.handshakeResets++;
       return;
     }
