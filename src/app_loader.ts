@@ -1,6 +1,8 @@
 // Loads the app a command line names — "path/to/app.ts" (default export) or
 // "path/to/app.ts:name" — tells a TSGI app from a fetch app, builds it first when the export
-// is a factory (--app-factory), and wraps it in the validator (--validate).
+// is a factory (--app-factory), and wraps it in the validator (--validate). A program that
+// imported its app at compile time (scripts/compile.ts) registers it with preloadApp(), and
+// loadApp() then takes it from there instead of from disk.
 
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -41,8 +43,27 @@ export interface LoadOptions {
   validate?: boolean;
 }
 
+/** Modules imported ahead, by the path their spec names (a compiled binary's app). */
+const preloaded = new Map<string, Record<string, unknown>>();
+
 /**
- * Imports the module and returns its app, or throws AppLoadError.
+ * Registers a module imported ahead under the path of `spec`, so that loadApp(spec) — in this
+ * process, its workers and its isolated children alike — uses it instead of importing from
+ * disk, which a compiled binary cannot do.
+ *
+ * ```ts
+ * import * as hello from "../apps/hello.ts";
+ * preloadApp("apps/hello.ts", hello);
+ * const { app } = await loadApp("apps/hello.ts");
+ * ```
+ */
+export function preloadApp(spec: string, module: object): void {
+  preloaded.set(parseAppSpec(spec).path, module as Record<string, unknown>);
+}
+
+/**
+ * Imports the module (or takes the one preloadApp registered) and returns its app, or throws
+ * AppLoadError.
  *
  * ```ts
  * const { app, kind } = await loadApp("apps/hello.ts", { validate: true });
@@ -50,20 +71,7 @@ export interface LoadOptions {
  */
 export async function loadApp(spec: string, options: LoadOptions = {}): Promise<LoadedApp> {
   const { path, exportName } = parseAppSpec(spec);
-  const absolute = resolve(path);
-  try {
-    const info = await Deno.stat(absolute);
-    if (!info.isFile) throw new AppLoadError(`App path is not a file: "${path}"`);
-  } catch (error) {
-    if (error instanceof AppLoadError) throw error;
-    throw new AppLoadError(`App file not found: "${path}"`);
-  }
-  let module: Record<string, unknown>;
-  try {
-    module = await import(pathToFileURL(absolute).href);
-  } catch (error) {
-    throw new AppLoadError(`Cannot import "${path}": ${firstLine(error)}`);
-  }
+  const module = preloaded.get(path) ?? await importApp(path);
   if (!(exportName in module)) {
     throw new AppLoadError(
       exportName === "default"
@@ -76,6 +84,22 @@ export async function loadApp(spec: string, options: LoadOptions = {}): Promise<
   if (options.appFactory) value = await buildApp(value, where);
   const { app, kind } = classify(value, options.appFactory ? `The app ${where} built` : where);
   return { app: options.validate ? validate(app) : app, kind, spec };
+}
+
+async function importApp(path: string): Promise<Record<string, unknown>> {
+  const absolute = resolve(path);
+  try {
+    const info = await Deno.stat(absolute);
+    if (!info.isFile) throw new AppLoadError(`App path is not a file: "${path}"`);
+  } catch (error) {
+    if (error instanceof AppLoadError) throw error;
+    throw new AppLoadError(`App file not found: "${path}"`);
+  }
+  try {
+    return await import(pathToFileURL(absolute).href);
+  } catch (error) {
+    throw new AppLoadError(`Cannot import "${path}": ${firstLine(error)}`);
+  }
 }
 
 /** Calls the factory once and awaits the app it returns. */

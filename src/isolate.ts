@@ -24,6 +24,7 @@ import {
 } from "./frames.ts";
 import { ClientGoneError, EMPTY_INPUT } from "./input.ts";
 import { type ErrorLog, escapeLogField } from "./log.ts";
+import { selfCommand } from "./reexec.ts";
 import { CHILD_LOAD_ENV, CHILD_ROLE, type ChildLoad } from "./isolate_child.ts";
 import type { App, Body, Environ, StartResponse } from "./types.ts";
 
@@ -236,12 +237,10 @@ class ChildPool {
   constructor(spec: string, userArgs: string[], options: IsolateOptions) {
     this.#options = options;
     this.#log = options.errorLog;
-    this.#command = Deno.execPath();
-    // A compiled binary is its own entry point; otherwise run main.ts again.
-    const main = new URL("../main.ts", import.meta.url);
-    this.#args = Deno.build.standalone || main.protocol !== "file:"
-      ? [...userArgs]
-      : ["run", "-A", "--unstable-net", decodeURIComponent(main.pathname), ...userArgs];
+    // The same program again: main.ts, a generated compile entry, or a compiled binary.
+    const self = selfCommand(userArgs);
+    this.#command = self.command;
+    this.#args = self.args;
     // What the child needs to load the app, so that main.ts can start it without the CLI.
     const load: ChildLoad = {
       spec,

@@ -7,11 +7,14 @@
 //   TERM, INT  stop gracefully: workers finish in-flight requests within --graceful-timeout
 //   QUIT       stop now
 //   HUP        start fresh workers (the app is imported again); each one that is ready
-//              replaces an old one, so the port is never without a listener
+//              replaces an old one, so the port is never without a listener. If the fresh
+//              ones cannot boot (a broken edit), the old ones keep serving: after a few
+//              failures in a row the replacement is given up until the next HUP.
 //   TTIN/TTOU  one worker more / one fewer (never fewer than one)
 
 import { type ControlMessage, parseMessage, WORKER_ENV } from "./control.ts";
 import { ErrorLog } from "./log.ts";
+import { selfCommand } from "./reexec.ts";
 import { urlOf } from "./serve.ts";
 import type { BindAddress } from "./server.ts";
 import { type Config, isUnixBind } from "./settings.ts";
@@ -60,14 +63,29 @@ interface Worker {
 
 type Event =
   | { type: "signal"; signal: MasterSignal }
+  | { type: "reload"; why: string }
   | { type: "message"; worker: Worker; message: ControlMessage }
   | { type: "exit"; worker: Worker; status: Deno.CommandStatus };
+
+/** What else can ask a master to replace its workers. */
+export interface MasterOptions {
+  /**
+   * Called once the master runs, with a function that does what HUP does (the reason goes to
+   * the log); returns what stops the watching when the master stops (src/reload.ts).
+   */
+  watch?: (reload: (why: string) => void) => { close(): void };
+}
 
 /**
  * Runs the master until the pool has stopped; resolves with the exit status. `argv` are the
  * user's arguments, passed on to each worker as they were given.
  */
-export async function runMaster(spec: string, config: Config, argv: string[]): Promise<number> {
+export async function runMaster(
+  spec: string,
+  config: Config,
+  argv: string[],
+  options: MasterOptions = {},
+): Promise<number> {
   const log = new ErrorLog(config.logLevel);
   const unix = config.bind.find(isUnixBind);
   if (unix) {
@@ -86,7 +104,7 @@ export async function runMaster(spec: string, config: Config, argv: string[]): P
     return 1;
   }
   log.info(`Master starting (pid ${Deno.pid}): ${config.workers} worker(s) serving ${spec}`);
-  return await new Arbiter(config, argv, reserved.binds, reserved.probes, log).run();
+  return await new Arbiter(config, argv, reserved.binds, reserved.probes, log).run(options);
 }
 
 /**
@@ -159,22 +177,18 @@ class Arbiter {
     this.#binds = binds;
     this.#probes = probes;
     this.#target = config.workers;
-    this.#command = Deno.execPath();
-    // A compiled binary is its own entry point; otherwise run main.ts again with the same
-    // permissions the pool needs (--unstable-net for SO_REUSEPORT, whatever the cwd).
-    const main = new URL("../main.ts", import.meta.url);
-    this.#args = Deno.build.standalone || main.protocol !== "file:"
-      ? [...argv]
-      : ["run", "-A", "--unstable-net", decodeURIComponent(main.pathname), ...argv];
+    ({ command: this.#command, args: this.#args } = selfCommand(argv));
   }
 
-  async run(): Promise<number> {
+  async run(options: MasterOptions = {}): Promise<number> {
     const handlers = SIGNALS.map((signal) => {
       const handler = () => this.#push({ type: "signal", signal });
       Deno.addSignalListener(signal, handler);
       return [signal, handler] as const;
     });
+    let watcher: { close(): void } | undefined;
     try {
+      watcher = options.watch?.((why) => this.#push({ type: "reload", why }));
       while (true) {
         for (const event of this.#events.splice(0)) this.#handle(event);
         const now = Date.now();
@@ -183,6 +197,7 @@ class Arbiter {
         await this.#sleep(this.#nextWake(now) - now);
       }
     } finally {
+      watcher?.close();
       for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
       this.#closeProbes();
       await this.#relay;
@@ -212,6 +227,7 @@ class Arbiter {
 
   #handle(event: Event): void {
     if (event.type === "signal") this.#onSignal(event.signal);
+    else if (event.type === "reload") this.#replaceAll(event.why);
     else if (event.type === "message") this.#onMessage(event.worker, event.message);
     else this.#onExit(event.worker, event.status);
   }
@@ -234,9 +250,7 @@ class Arbiter {
         this.#stopAll("quick", now);
         return;
       case "SIGHUP":
-        if (this.#stopping !== null) return;
-        this.#generation++;
-        this.#log.info(`${signal}: starting ${this.#target} fresh worker(s) to replace the others`);
+        this.#replaceAll(signal);
         return;
       case "SIGTTIN":
         if (this.#stopping !== null) return;
@@ -249,6 +263,16 @@ class Arbiter {
         this.#log.info(`${signal}: ${this.#target} worker(s)`);
         return;
     }
+  }
+
+  /** HUP: a new generation of workers; each old one goes when a fresh one is ready. */
+  #replaceAll(why: string): void {
+    if (this.#stopping !== null) return;
+    this.#generation++;
+    // Asked for on purpose, most likely after a fix: try at once, not after the backoff.
+    this.#bootFailures = 0;
+    this.#nextSpawnAt = 0;
+    this.#log.info(`${why}: starting ${this.#target} fresh worker(s) to replace the others`);
   }
 
   #onMessage(worker: Worker, message: ControlMessage): void {
@@ -321,9 +345,30 @@ class Arbiter {
       }
       return;
     }
+    if (this.#bootFailures === BOOT_FAILURE_LIMIT && this.#keepOldWorkers(reason)) return;
     const delay = Math.min(BACKOFF_FIRST_MS * 2 ** (this.#bootFailures - 1), BACKOFF_MAX_MS);
     this.#nextSpawnAt = Date.now() + delay;
     this.#log.info(`Next worker in ${delay} ms (${this.#bootFailures} failed boot(s) in a row)`);
+  }
+
+  /**
+   * A replacement (HUP) whose fresh workers keep failing to boot is given up: the old workers
+   * that are serving become the current generation again, so they are not retired for
+   * workers that cannot come. Without this the pool would retry the broken app forever.
+   * True when they are enough: no worker is to be started.
+   */
+  #keepOldWorkers(reason: string): boolean {
+    const old = [...this.#workers.values()].filter((w) =>
+      w.generation < this.#generation && w.ready && !w.retiring && !w.stopping && !w.killed
+    );
+    if (old.length === 0) return false;
+    for (const worker of old) worker.generation = this.#generation;
+    this.#log.error(
+      `Replacement given up after ${this.#bootFailures} failed boots (${reason}): ` +
+        `${old.length} worker(s) keep serving the app they loaded; send HUP (with --reload: ` +
+        "save a fix) to try again",
+    );
+    return old.length >= this.#target;
   }
 
   // --- the supervisor's decisions ---------------------------------------------------------

@@ -1,5 +1,6 @@
-// Every setting is declared once here — flag, default, validation, help — and the CLI parser
-// and the --help text are both generated from this table (gunicorn's config.py, made data).
+// Every setting is declared once here — flag, default, validation, help — and the CLI parser,
+// the config file (src/config_file.ts) and the --help text are all generated from this table
+// (gunicorn's config.py, made data). A setting's config-file key is its `key`.
 
 import type { LogLevel } from "./log.ts";
 import { TrustedProxies } from "./proxy.ts";
@@ -45,6 +46,7 @@ export interface Config {
   spares: number;
   maxChildren: number;
   maxQueue: number;
+  reload: boolean;
 }
 
 /** A setting's value was refused; the message names the flag and the value. */
@@ -67,7 +69,14 @@ export interface Setting {
   /** A flag that takes no value: present means "true". */
   boolean?: boolean;
   help: string;
+  /** Validates a value as the command line spells it and returns it typed. */
   parse(raw: string, flag: string): unknown;
+  /**
+   * The inverse of parse: a typed value spelled as the command line takes it. Used by
+   * --print-config and for typed values in a config file, which then go through parse like
+   * any flag. Default: `String(value)`.
+   */
+  format?(value: unknown): string;
 }
 
 const GIB = 1024 * 1024 * 1024;
@@ -83,6 +92,7 @@ export const SETTINGS: readonly Setting[] = [
     help: "Address to listen on: HOST:PORT, :PORT (all interfaces), [::1]:PORT, or " +
       "unix:/path/to.sock. Repeatable; port 0 takes a free port.",
     parse: parseBind,
+    format: (value) => formatBind(value as Bind),
   },
   {
     key: "umask",
@@ -94,6 +104,9 @@ export const SETTINGS: readonly Setting[] = [
       if (!/^0?o?[0-7]{1,3}$/.test(raw)) fail(flag, "an octal mode like 007", raw);
       return parseInt(raw.replace(/^0?o/, ""), 8);
     },
+    // A number in a config file is the mode itself (0o007 in TypeScript), not its digits.
+    format: (value) =>
+      typeof value === "number" ? `0o${value.toString(8).padStart(3, "0")}` : String(value),
   },
   {
     key: "keepAlive",
@@ -328,6 +341,16 @@ export const SETTINGS: readonly Setting[] = [
       "Retry-After.",
     parse: nonNegativeInteger,
   },
+  {
+    key: "reload",
+    flag: "reload",
+    metavar: "",
+    default: "false",
+    boolean: true,
+    help: "Development: when a .ts, .js or .json file under the app's folder changes, replace " +
+      "the workers (implies --workers 1 or more); a broken edit keeps the last good app serving.",
+    parse: parseBoolean,
+  },
 ];
 
 function parseBoolean(raw: string, flag: string): boolean {
@@ -375,6 +398,13 @@ export function parseTcpBind(raw: string, flag = "bind"): BindAddress {
   const n = /^\d{1,5}$/.test(port) ? Number(port) : -1;
   if (n < 0 || n > 65535) fail(flag, "a port from 0 to 65535", raw);
   return { hostname: host, port: n };
+}
+
+/** A bind as --bind spells it: "127.0.0.1:8000", "[::1]:8000", "unix:/path". */
+export function formatBind(bind: Bind): string {
+  if (isUnixBind(bind)) return `unix:${bind.path}`;
+  const host = bind.hostname.includes(":") ? `[${bind.hostname}]` : bind.hostname;
+  return `${host}:${bind.port}`;
 }
 
 function parseSeconds(raw: string, flag: string): number {

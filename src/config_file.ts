@@ -1,0 +1,174 @@
+// The config file: `--config tsgi.config.ts` (a module whose default export is an object of
+// settings), a JSON file, or the "tsgi" section of a deno.json. Its keys are the settings'
+// `key`s from src/settings.ts, plus `app`. Every value goes through its setting's own parse(),
+// the same as a flag: a string as the command line would spell it, or a typed value (a number,
+// a boolean, an array for a repeatable setting), which is first spelled out with format().
+//
+//   export default { app: "apps/hello.ts", bind: ["127.0.0.1:8000"], workers: 2, keepAlive: 5 };
+
+import { basename, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { type Config, ConfigError, type Setting, SETTINGS } from "./settings.ts";
+
+/** The file's key for the app spec; every other key is a setting's. */
+export const APP_KEY = "app";
+
+/** The settings a config file gave, validated. */
+export interface FileSettings {
+  /** The file, as named on the command line or found ("deno.json"). */
+  source: string;
+  /** The app spec, if the file names one. */
+  app?: string;
+  values: Partial<Config>;
+}
+
+/**
+ * The deno.json in `cwd`, when it has a "tsgi" section; null otherwise. A deno.json that
+ * cannot be read or parsed is no config of ours: Deno itself reports it.
+ */
+export function findDenoJsonConfig(cwd = Deno.cwd()): string | null {
+  const path = resolve(cwd, "deno.json");
+  try {
+    const json = JSON.parse(Deno.readTextFileSync(path));
+    return json !== null && typeof json === "object" && "tsgi" in json ? "deno.json" : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Reads and validates a config file; throws ConfigError naming the file and the key.
+ *
+ * ```ts
+ * const { app, values } = await loadConfigFile("tsgi.config.ts");
+ * ```
+ */
+export async function loadConfigFile(path: string): Promise<FileSettings> {
+  const object = await readObject(path);
+  return { source: path, ...settingsFromObject(object, path) };
+}
+
+async function readObject(path: string): Promise<unknown> {
+  const absolute = resolve(path);
+  try {
+    if (!Deno.statSync(absolute).isFile) throw new Error("not a file");
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound ? "no such file" : firstLine(error);
+    throw new ConfigError(`--config: cannot read "${path}": ${why}`);
+  }
+  if (absolute.endsWith(".json")) {
+    let json: unknown;
+    try {
+      json = JSON.parse(await Deno.readTextFile(absolute));
+    } catch (error) {
+      throw new ConfigError(`--config: cannot parse "${path}": ${firstLine(error)}`);
+    }
+    if (!/^deno\.json$/.test(basename(absolute))) return json;
+    if (json === null || typeof json !== "object" || !("tsgi" in json)) {
+      throw new ConfigError(`--config: "${path}" has no "tsgi" section`);
+    }
+    return (json as { tsgi: unknown }).tsgi;
+  }
+  let module: Record<string, unknown>;
+  try {
+    module = await import(pathToFileURL(absolute).href);
+  } catch (error) {
+    throw new ConfigError(`--config: cannot import "${path}": ${firstLine(error)}`);
+  }
+  if (!("default" in module)) {
+    throw new ConfigError(`--config: "${path}" has no default export (an object of settings)`);
+  }
+  return module.default;
+}
+
+/** Validates an object of settings from `source`; throws ConfigError for the first bad key. */
+export function settingsFromObject(
+  object: unknown,
+  source: string,
+): { app?: string; values: Partial<Config> } {
+  if (object === null || typeof object !== "object" || Array.isArray(object)) {
+    throw new ConfigError(
+      `${source}: expected an object of settings, got ${describe(object)}`,
+    );
+  }
+  const byKey = new Map(SETTINGS.map((s) => [s.key as string, s]));
+  const values: Record<string, unknown> = {};
+  let app: string | undefined;
+  for (const [key, value] of Object.entries(object)) {
+    if (key === APP_KEY) {
+      if (typeof value !== "string" || value === "") {
+        throw new ConfigError(`${source}: "app": expected an app spec like "apps/hello.ts"`);
+      }
+      app = value;
+      continue;
+    }
+    const setting = byKey.get(key);
+    if (setting === undefined) throw new ConfigError(`${source}: unknown key "${key}"${hint(key)}`);
+    values[key] = parseValue(setting, value, source);
+  }
+  return { app, values: values as Partial<Config> };
+}
+
+/** One value through the setting's parse(), its error retold with the file and the key. */
+function parseValue(setting: Setting, value: unknown, source: string): unknown {
+  const where = `${source}: "${setting.key}"`;
+  const one = (item: unknown): unknown => {
+    let raw: string;
+    if (typeof item === "string") raw = item;
+    else if (typeof item === "number" || typeof item === "boolean") {
+      raw = setting.format ? setting.format(item) : String(item);
+    } else {
+      throw new ConfigError(
+        `${where}: expected a string, number or boolean, got ${describe(item)}`,
+      );
+    }
+    try {
+      return setting.parse(raw, setting.flag);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      throw new ConfigError(`${where}: ${error.message.replace(`--${setting.flag}: `, "")}`);
+    }
+  };
+  if (!setting.multiple) {
+    if (Array.isArray(value)) throw new ConfigError(`${where}: expected one value, got a list`);
+    return one(value);
+  }
+  const items = Array.isArray(value) ? value : [value];
+  if (items.length === 0) throw new ConfigError(`${where}: expected at least one value`);
+  return items.map(one);
+}
+
+/** "keep-alive" and "--keep-alive" are flags; the file wants the key. */
+function hint(key: string): string {
+  const flag = key.replace(/^-+/, "");
+  const setting = SETTINGS.find((s) => s.flag === flag);
+  return setting ? ` (the key for --${setting.flag} is "${setting.key}")` : "";
+}
+
+/**
+ * The merged configuration as JSON, one key per line, `app` first (when there is one) and
+ * then the settings in table order, each spelled so that the output is itself a valid config file.
+ */
+export function formatConfig(app: string | undefined, config: Config): string {
+  const lines = app === undefined ? [] : [`  ${JSON.stringify(APP_KEY)}: ${JSON.stringify(app)}`];
+  for (const setting of SETTINGS) {
+    const value = config[setting.key];
+    const show = (v: unknown) => setting.format ? setting.format(v) : v;
+    const shown = Array.isArray(value)
+      ? `[${value.map((v) => JSON.stringify(show(v))).join(", ")}]`
+      : JSON.stringify(show(value));
+    lines.push(`  ${JSON.stringify(setting.key)}: ${shown}`);
+  }
+  return `{\n${lines.join(",\n")}\n}`;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  return typeof value;
+}
+
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split("\n")[0];
+}
