@@ -33,8 +33,8 @@ export class ClientGoneError extends Error {
 
 /** Reads of at least this many body bytes go straight from the socket to the app. */
 const DIRECT_READ_MIN = 16 * 1024;
-/** The most one direct read asks for: the app's chunk, not the whole body. */
-const DIRECT_READ_MAX = 1024 * 1024;
+/** The most one direct read takes at once, whatever the app asked for. */
+const DIRECT_READ_MAX = 128 * 1024;
 
 /** The input of a bodiless request: always at its end. Stateless, so one serves all. */
 export const EMPTY_INPUT: Input = Object.freeze({
@@ -119,16 +119,17 @@ export class RequestInput extends ByteInput {
 
   async #nextFixed(max: number): Promise<Uint8Array> {
     const source = this.#source;
-    const want = Math.min(this.#remaining, max);
-    if (source.start === source.end && want >= DIRECT_READ_MIN) {
-      // A large read skips the buffer: one copy (the kernel's) instead of two.
-      const dest = new Uint8Array(Math.min(want, DIRECT_READ_MAX));
+    if (source.start === source.end && this.#remaining >= DIRECT_READ_MIN) {
+      // A large body skips the buffer: one copy (the kernel's) instead of two, into memory of
+      // its own that is handed out in pieces, so one read serves several of the app's.
+      const dest = new Uint8Array(Math.min(this.#remaining, DIRECT_READ_MAX));
       const n = await source.readInto(dest);
       if (n === null) throw new ClientGoneError();
       if (n > 0) {
         this.#remaining -= n;
         if (this.#remaining === 0) this.#done = true;
-        return n === dest.length ? dest : dest.subarray(0, n);
+        if (n > max) this.keep(dest.subarray(max, n));
+        return dest.subarray(0, Math.min(n, max));
       }
     }
     if (source.start === source.end && !(await source.fill())) throw new ClientGoneError();
