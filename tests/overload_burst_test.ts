@@ -4,7 +4,13 @@
 
 import assert from "node:assert/strict";
 import type { App } from "../src/types.ts";
-import { parseResponses, rawExchange, waitFor, withServer } from "./support/server.ts";
+import {
+  isolateMemory,
+  parseResponses,
+  rawExchange,
+  waitFor,
+  withServer,
+} from "./support/server.ts";
 
 const BURST = 300;
 /** A correctness bound on recovery, not a benchmark. */
@@ -69,7 +75,7 @@ Deno.test("a burst past --max-connections and --max-pending: exactly the excess 
     return ["ok"];
   };
   await withServer(app, async ({ port, handle, errors }) => {
-    const rssBefore = Deno.memoryUsage().rss;
+    const rssBefore = isolateMemory();
     const outcomes: Outcome[] = [];
     const clients = Array.from({ length: BURST }, (_, i) =>
       burstClient(port, i).then((o) => {
@@ -84,7 +90,7 @@ Deno.test("a burst past --max-connections and --max-pending: exactly the excess 
     assert.equal(handle.server.connectionCount, MAX_CONNECTIONS, "served at once");
     assert.equal(handle.server.pendingCount, MAX_PENDING, "waiting for a slot");
     assert.equal(entered, MAX_CONNECTIONS);
-    const rssPeak = Deno.memoryUsage().rss;
+    const rssPeak = isolateMemory();
     release();
     const all = await Promise.all(clients);
     const counts = tally(all);
@@ -96,10 +102,10 @@ Deno.test("a burst past --max-connections and --max-pending: exactly the excess 
     const recovery = await timeToServe(port);
     const growthMb = (rssPeak - rssBefore) / 2 ** 20;
     console.log(
-      `burst of ${BURST}: ${JSON.stringify(counts)}; RSS growth ${growthMb.toFixed(1)} MB; ` +
+      `burst of ${BURST}: ${JSON.stringify(counts)}; memory growth ${growthMb.toFixed(1)} MB; ` +
         `first request after the burst served in ${recovery.toFixed(1)} ms`,
     );
-    assert.ok(growthMb < 100, `RSS grew ${growthMb.toFixed(1)} MB`);
+    assert.ok(growthMb < 100, `memory grew ${growthMb.toFixed(1)} MB`);
     assert.ok(recovery < RECOVERY_BOUND_MS, `recovery took ${recovery.toFixed(0)} ms`);
     const logged = errors.text.match(/Over capacity \(\d+ open, \d+ waiting\): 503/g)?.length;
     assert.equal(logged, excess, "one warning per refused connection");
@@ -118,7 +124,7 @@ Deno.test("a burst against a busy fast app: every client gets 200 or 503, never 
     return ["ok"];
   };
   await withServer(app, async ({ port, handle }) => {
-    const rssBefore = Deno.memoryUsage().rss;
+    const rssBefore = isolateMemory();
     const recoveries: number[] = [];
     const counts: Record<number, number> = {};
     for (let wave = 0; wave < WAVES; wave++) {
@@ -134,14 +140,14 @@ Deno.test("a burst against a busy fast app: every client gets 200 or 503, never 
       }
       recoveries.push(await timeToServe(port));
     }
-    const growthMb = (Deno.memoryUsage().rss - rssBefore) / 2 ** 20;
+    const growthMb = (isolateMemory() - rssBefore) / 2 ** 20;
     console.log(
-      `${WAVES} bursts of ${BURST}: ${JSON.stringify(counts)}; RSS growth ${
+      `${WAVES} bursts of ${BURST}: ${JSON.stringify(counts)}; memory growth ${
         growthMb.toFixed(1)
       } MB; recovery ${recoveries.map((r) => r.toFixed(1)).join(", ")} ms`,
     );
     assert.ok(counts[200] > 0 && counts[503] > 0, "both admitted and refused clients");
-    assert.ok(growthMb < 100, `RSS grew ${growthMb.toFixed(1)} MB`);
+    assert.ok(growthMb < 100, `memory grew ${growthMb.toFixed(1)} MB`);
     assert.ok(Math.max(...recoveries) < RECOVERY_BOUND_MS, `recovery: ${recoveries}`);
     assert.ok(await waitFor(() => handle.server.connectionCount === 0));
     assert.equal(handle.server.pendingCount, 0);

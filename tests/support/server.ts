@@ -181,3 +181,13 @@ export async function waitFor(
 }
 
 export { encoder };
+
+/**
+ * The memory this isolate holds (V8 heap plus external buffers), in bytes. `deno test
+ * --parallel` runs several test files in one process, so the process's RSS moves with the
+ * other files' tests; this moves with this file's server only.
+ */
+export function isolateMemory(): number {
+  const usage = Deno.memoryUsage();
+  return usage.heapTotal + usage.external;
+}
