@@ -6,27 +6,15 @@
 
 import assert from "node:assert/strict";
 import { fromFileUrl } from "./support/paths.ts";
+import { run as runCommand, spawnServer, stopServer, waitUntil } from "./support/process.ts";
 
 const ROOT = fromFileUrl(new URL("..", import.meta.url));
 const SCRIPT = fromFileUrl(new URL("../scripts/compile.ts", import.meta.url));
 /** The permissions and unstable flag the task compiles with (scripts/compile.ts). */
 const RUN_FLAGS = ["-A", "--unstable-net"];
 
-const decoder = new TextDecoder();
-
-async function run(args: string[], cwd = ROOT) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args,
-    cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function run(args: string[], cwd = ROOT) {
+  return runCommand(Deno.execPath(), args, cwd);
 }
 
 /** Runs scripts/compile.ts into a fresh folder; returns the folder and the result. */
@@ -36,43 +24,17 @@ async function compile(spec: string, ...flags: string[]) {
   return { out, ...result };
 }
 
-async function waitUntil(what: string, check: () => boolean, ms = 30_000) {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-/** Starts `command args`, waits for "Listening on", returns the port and the log so far. */
+/** Starts `command args` on a free port; its URL, log, and a stop() giving its status. */
 async function startServer(command: string, args: string[], cwd: string) {
-  const child = new Deno.Command(command, {
-    args: [...args, "-b", "127.0.0.1:0", "--access-log", "off"],
+  const server = await spawnServer(command, [...args, "-b", "127.0.0.1:0", "--access-log", "off"], {
     cwd,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const logDone = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) text += chunk;
-    return text;
-  })();
-  let exited = false;
-  child.status.then(() => (exited = true));
-  await waitUntil("the server listens", () => exited || /Listening on http:\/\/\S+/.test(text));
-  if (exited) throw new Error(`The server exited before listening:\n${text}`);
-  const url = /Listening on (http:\/\/\S+)/.exec(text)![1];
+    deadlineMs: 30_000,
+  });
   return {
-    child,
-    url,
-    log: () => text,
-    async stop() {
-      child.kill("SIGTERM");
-      const status = await child.status;
-      await logDone;
-      return status;
-    },
+    child: server.child,
+    url: `http://127.0.0.1:${server.port}`,
+    log: server.log,
+    stop: () => stopServer(server),
   };
 }
 

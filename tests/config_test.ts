@@ -7,27 +7,15 @@ import { formatConfig, settingsFromObject } from "../src/config_file.ts";
 import { helpText } from "../src/cli.ts";
 import { type Config, ConfigError, defaultConfig, SETTINGS } from "../src/settings.ts";
 import { fromFileUrl } from "./support/paths.ts";
+import { run } from "./support/process.ts";
 
 const MAIN = fromFileUrl(new URL("../main.ts", import.meta.url));
 const ROOT = fromFileUrl(new URL("..", import.meta.url));
 const HELLO = `${ROOT}apps/hello.ts`;
 const ECHO = `${ROOT}apps/echo.ts`;
 
-const decoder = new TextDecoder();
-
-async function runCli(args: string[], cwd: string) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function runCli(args: string[], cwd: string) {
+  return run(Deno.execPath(), ["run", "-A", MAIN, ...args], cwd);
 }
 
 /** A temporary folder holding `files`; removed after `fn`. */

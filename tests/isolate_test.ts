@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { fromFileUrl } from "./support/paths.ts";
+import { childrenOf, fdCount, type Proc, procStat, waitUntil } from "./support/process.ts";
 
 const MAIN = fromFileUrl(new URL("../main.ts", import.meta.url));
 const ROOT = fromFileUrl(new URL("..", import.meta.url));
@@ -15,52 +16,9 @@ const decoder = new TextDecoder();
 
 // --- /proc ---------------------------------------------------------------------------------
 
-interface Proc {
-  pid: number;
-  ppid: number;
-  /** R, S, D, Z, … as in proc(5). */
-  state: string;
-}
-
-function procStat(pid: number): Proc | null {
-  let text;
-  try {
-    text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch {
-    return null;
-  }
-  // "pid (comm) state ppid …": comm may hold spaces and parentheses.
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return { pid, state: fields[0], ppid: Number(fields[1]) };
-}
-
-/** Every process whose parent is `pid`, zombies included: a scan of /proc/N/stat. */
-function childrenOf(pid: number): Proc[] {
-  const out: Proc[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const stat = procStat(Number(entry.name));
-    if (stat !== null && stat.ppid === pid) out.push(stat);
-  }
-  return out;
-}
-
-function fdCount(pid: number): number {
-  return [...Deno.readDirSync(`/proc/${pid}/fd`)].length;
-}
-
-/** The resident set size in KiB. */
 function rssKiB(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
   return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
-}
-
-async function waitUntil(what: string, check: () => boolean, deadlineMs = 20_000) {
-  const until = Date.now() + deadlineMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 // --- the master ----------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { fromFileUrl } from "./support/paths.ts";
+import { type Spawned, spawnServer, stopServer } from "./support/process.ts";
 import { parseResponses } from "./support/server.ts";
 
 const MAIN = fromFileUrl(new URL("../main.ts", import.meta.url));
@@ -60,47 +61,23 @@ async function waitForBody(port: number, body: string): Promise<void> {
   });
 }
 
-interface Server {
-  child: Deno.ChildProcess;
-  port: number;
-  log(): string;
-  logDone: Promise<string>;
+function start(args: string[]): Promise<Spawned> {
+  return spawnServer(Deno.execPath(), [
+    "run",
+    "-A",
+    MAIN,
+    ...args,
+    "-b",
+    "127.0.0.1:0",
+    "--access-log",
+    "off",
+  ], { cwd: ROOT, deadlineMs: 30_000 });
 }
 
-async function start(args: string[]): Promise<Server> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args, "-b", "127.0.0.1:0", "--access-log", "off"],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const logDone = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) text += chunk;
-    return text;
-  })();
-  let exited = false;
-  child.status.then(() => (exited = true));
-  await waitUntil("the master listens", () => exited || /Listening on http:\/\/\S+:\d+/.test(text));
-  if (exited) throw new Error(`The master exited before listening:\n${text}`);
-  const port = Number(/Listening on http:\/\/\S+:(\d+)/.exec(text)![1]);
-  return { child, port, log: () => text, logDone };
-}
-
-async function stop(server: Server): Promise<Deno.CommandStatus> {
-  try {
-    server.child.kill("SIGTERM");
-  } catch {
-    // Exited already.
-  }
-  const status = await server.child.status;
-  await server.logDone;
-  return status;
-}
+const stop = stopServer;
 
 /** How many times `pattern` occurs in the log. */
-function count(server: Server, pattern: RegExp): number {
+function count(server: Spawned, pattern: RegExp): number {
   return [...server.log().matchAll(new RegExp(pattern, "g"))].length;
 }
 

@@ -5,64 +5,12 @@
 
 import assert from "node:assert/strict";
 import { fromFileUrl } from "./support/paths.ts";
+import { childrenOf, exited, fdCount, procStat, waitUntil } from "./support/process.ts";
 import { parseResponses } from "./support/server.ts";
 
 const MAIN = fromFileUrl(new URL("../main.ts", import.meta.url));
 const ROOT = fromFileUrl(new URL("..", import.meta.url));
 const APP = "tests/fixtures/workers_app.ts";
-
-// --- /proc ---------------------------------------------------------------------------------
-
-interface Proc {
-  pid: number;
-  ppid: number;
-  /** R, S, D, Z, … as in proc(5). */
-  state: string;
-}
-
-function procStat(pid: number): Proc | null {
-  let text;
-  try {
-    text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch {
-    return null;
-  }
-  // "pid (comm) state ppid …": comm may hold spaces and parentheses.
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return { pid, state: fields[0], ppid: Number(fields[1]) };
-}
-
-/** The children of `pid`, zombies included, from every thread's children list. */
-function childrenOf(pid: number): Proc[] {
-  const pids = new Set<number>();
-  try {
-    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
-      const text = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`);
-      for (const p of text.trim().split(/\s+/)) if (p !== "") pids.add(Number(p));
-    }
-  } catch {
-    // The process is gone.
-  }
-  return [...pids].map(procStat).filter((p): p is Proc => p !== null && p.ppid === pid);
-}
-
-function fdCount(pid: number): number {
-  return [...Deno.readDirSync(`/proc/${pid}/fd`)].length;
-}
-
-/** A process that is gone, or has exited and waits for a parent that is not the master. */
-function exited(pid: number): boolean {
-  const stat = procStat(pid);
-  return stat === null || stat.state === "Z" || stat.state === "X";
-}
-
-async function waitUntil(what: string, check: () => boolean, deadlineMs = 15_000) {
-  const until = Date.now() + deadlineMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 // --- the master ----------------------------------------------------------------------------
 
