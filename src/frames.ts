@@ -88,17 +88,92 @@ export function decodeText(frame: Frame): string {
   return decoder.decode(frame.payload);
 }
 
-/** Reads frames off a byte stream, as they come, whatever the stream's own chunking. */
+/** Bytes to read frames from: a child's stdout stream, or this process's stdin. */
+export interface ByteSource {
+  /** The next bytes; null at the end. */
+  read(): Promise<Uint8Array | null>;
+  cancel(): Promise<void>;
+}
+
+/** Bytes to write frames to. */
+export interface ByteSink {
+  write(bytes: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+/** A ReadableStream as a ByteSource. */
+export function streamSource(stream: ReadableStream<Uint8Array>): ByteSource {
+  const reader = stream.getReader();
+  return {
+    read: () => reader.read().then((r) => (r.done ? null : r.value)),
+    cancel: () => reader.cancel().catch(() => {}),
+  };
+}
+
+/**
+ * A file read with read() (Deno.stdin) as a ByteSource. A child reads its stdin this way:
+ * making the stream costs it start-up time, which is each isolated request's cost.
+ */
+export function fileSource(file: { read(buf: Uint8Array): Promise<number | null> }): ByteSource {
+  let ended = false;
+  return {
+    async read() {
+      if (ended) return null;
+      const buf = new Uint8Array(BODY_FRAME_MAX + HEADER_BYTES);
+      const n = await file.read(buf);
+      if (n === null) ended = true;
+      return n === null ? null : buf.subarray(0, n);
+    },
+    cancel() {
+      ended = true;
+      return Promise.resolve();
+    },
+  };
+}
+
+/** A WritableStream as a ByteSink. */
+export function streamSink(stream: WritableStream<Uint8Array>): ByteSink {
+  const writer = stream.getWriter();
+  return {
+    write: (bytes) => writer.write(bytes),
+    close: () => writer.close(),
+    abort: () => writer.abort(),
+  };
+}
+
+/** A file written with write() (Deno.stdout) as a ByteSink; see fileSource(). */
+export function fileSink(
+  file: { write(bytes: Uint8Array): Promise<number>; close(): void },
+): ByteSink {
+  const close = () => {
+    try {
+      file.close();
+    } catch {
+      // Closed already.
+    }
+    return Promise.resolve();
+  };
+  return {
+    async write(bytes) {
+      for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
+    },
+    close,
+    abort: close,
+  };
+}
+
+/** Reads frames off a byte source, as they come, whatever its own chunking. */
 export class FrameReader {
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #source: ByteSource;
   /** Bytes read but not yet consumed: chunks[0] from `offset` on, then the rest whole. */
   #chunks: Uint8Array[] = [];
   #offset = 0;
   #available = 0;
   #ended = false;
 
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.#reader = stream.getReader();
+  constructor(source: ReadableStream<Uint8Array> | ByteSource) {
+    this.#source = source instanceof ReadableStream ? streamSource(source) : source;
   }
 
   /** The next frame; null when the stream ends cleanly between frames. */
@@ -125,15 +200,15 @@ export class FrameReader {
     this.#ended = true;
     this.#chunks = [];
     this.#available = 0;
-    await this.#reader.cancel().catch(() => {});
+    await this.#source.cancel().catch(() => {});
   }
 
   /** Reads until `n` bytes are buffered; false when the stream ends first. */
   async #want(n: number): Promise<boolean> {
     while (this.#available < n) {
       if (this.#ended) return false;
-      const { value, done } = await this.#reader.read();
-      if (done) {
+      const value = await this.#source.read();
+      if (value === null) {
         this.#ended = true;
         return false;
       }
@@ -179,16 +254,20 @@ export class FrameReader {
  * are in the pipe, which is the backpressure; a failed write fails every later one.
  */
 export class FrameWriter {
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #writer: ByteSink;
   #closed = false;
+  #last: Promise<void> = Promise.resolve();
 
-  constructor(stream: WritableStream<Uint8Array>) {
-    this.#writer = stream.getWriter();
+  constructor(sink: WritableStream<Uint8Array> | ByteSink) {
+    this.#writer = sink instanceof WritableStream ? streamSink(sink) : sink;
   }
 
   write(frame: Uint8Array): Promise<void> {
     if (this.#closed) return Promise.reject(new FrameError("Frame channel is closed"));
-    return this.#writer.write(frame);
+    // A stream keeps writes in order itself; a file sink needs them chained.
+    const write = this.#last.then(() => this.#writer.write(frame));
+    this.#last = write.catch(() => {});
+    return write;
   }
 
   /** Body bytes as frames of at most BODY_FRAME_MAX, each write awaited. */
@@ -202,6 +281,7 @@ export class FrameWriter {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#last;
     await this.#writer.close().catch(() => {});
   }
 

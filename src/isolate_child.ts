@@ -10,6 +10,8 @@ import {
   decodeText,
   encodeFrame,
   encodeJson,
+  fileSink,
+  fileSource,
   FRAME,
   FrameError,
   FrameReader,
@@ -18,7 +20,7 @@ import {
   type ResponseHeadFrame,
 } from "./frames.ts";
 import { describeError } from "./log.ts";
-import { StreamInput } from "./stream_input.ts";
+import { ByteInput } from "./byte_input.ts";
 import type { App, Body, Chunk, Environ, ErrorStream, StartResponse } from "./types.ts";
 
 /** The value of TSGI_ROLE that makes main.ts run as a per-request child. */
@@ -56,7 +58,7 @@ const VERSION: readonly [number, number] = Object.freeze([1, 0] as const);
 
 /** Runs as a child: one request, then the exit status. */
 export async function runChild(spec: string, config: LoadOptions): Promise<number> {
-  const out = new FrameWriter(Deno.stdout.writable);
+  const out = new FrameWriter(fileSink(Deno.stdout));
   routeConsole(out);
   // Ctrl-C reaches the whole process group; stopping is the master's decision, not ours.
   Deno.addSignalListener("SIGINT", () => {});
@@ -69,7 +71,7 @@ export async function runChild(spec: string, config: LoadOptions): Promise<numbe
     return 2;
   }
   await out.write(encodeFrame(FRAME.READY));
-  const frames = new FrameReader(Deno.stdin.readable);
+  const frames = new FrameReader(fileSource(Deno.stdin));
   const first = await frames.next();
   // End of stdin before a request: the master no longer needs this spare.
   if (first === null) return 0;
@@ -88,7 +90,7 @@ function childEnviron(head: RequestHeadFrame, frames: FrameReader, out: FrameWri
     ...head.environ,
     "tsgi.version": VERSION,
     "tsgi.url_scheme": head.environ["tsgi.url_scheme"] === "https" ? "https" : "http",
-    "tsgi.input": new StreamInput(bodyStream(head.body, frames, out)),
+    "tsgi.input": new FrameInput(head.body, frames, out),
     "tsgi.errors": stderrStream(),
     "tsgi.multithread": false,
     "tsgi.multiprocess": true,
@@ -97,30 +99,43 @@ function childEnviron(head: RequestHeadFrame, frames: FrameReader, out: FrameWri
 }
 
 /**
- * The request body as a stream that asks the master for it (PULL) on the first read only, so
- * `Expect: 100-continue` is answered only when the app reads, as in the default mode.
+ * The request body, read from BODY frames. It asks the master for them (PULL) on the first
+ * read only, so `Expect: 100-continue` is answered only when the app reads, as in the default
+ * mode.
  */
-function bodyStream(
-  hasBody: boolean,
-  frames: FrameReader,
-  out: FrameWriter,
-): ReadableStream<Uint8Array> {
-  let asked = false;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      if (!hasBody) return controller.close();
-      if (!asked) {
-        asked = true;
-        await out.write(encodeFrame(FRAME.PULL));
+class FrameInput extends ByteInput {
+  readonly #frames: FrameReader;
+  readonly #out: FrameWriter;
+  #asked = false;
+  #done: boolean;
+
+  constructor(hasBody: boolean, frames: FrameReader, out: FrameWriter) {
+    super();
+    this.#frames = frames;
+    this.#out = out;
+    this.#done = !hasBody;
+  }
+
+  protected async next(max: number): Promise<Uint8Array | null> {
+    if (!this.#asked && !this.#done) {
+      this.#asked = true;
+      await this.#out.write(encodeFrame(FRAME.PULL));
+    }
+    while (!this.#done) {
+      const frame = await this.#frames.next();
+      if (frame === null) throw new FrameError("The master closed the request body");
+      if (frame.type === FRAME.BODY_END) this.#done = true;
+      else if (frame.type === FRAME.ERROR) throw new Error(decodeText(frame));
+      else if (frame.type !== FRAME.BODY) {
+        throw new FrameError(`Unexpected frame type ${frame.type} in the body`);
+      } else if (frame.payload.length > 0) {
+        if (frame.payload.length <= max) return frame.payload;
+        this.keep(frame.payload.subarray(max));
+        return frame.payload.subarray(0, max);
       }
-      const frame = await frames.next();
-      if (frame === null) controller.error(new FrameError("The master closed the request body"));
-      else if (frame.type === FRAME.BODY) controller.enqueue(frame.payload);
-      else if (frame.type === FRAME.BODY_END) controller.close();
-      else if (frame.type === FRAME.ERROR) controller.error(new Error(decodeText(frame)));
-      else controller.error(new FrameError(`Unexpected frame type ${frame.type} in the body`));
-    },
-  }, { highWaterMark: 0 });
+    }
+    return null;
+  }
 }
 
 /**
