@@ -28,7 +28,7 @@ export abstract class ByteInput implements Input {
 
   /** Up to `size` bytes, fewer only at the end; everything left when `size` is omitted. */
   async read(size?: number): Promise<Uint8Array> {
-    const limit = size === undefined || size === null || size < 0 ? Infinity : size;
+    const limit = limitOf(size);
     const parts: Uint8Array[] = [];
     let total = 0;
     while (total < limit) {
@@ -42,7 +42,7 @@ export abstract class ByteInput implements Input {
 
   /** One line through its LF, at most `size` bytes; empty at the end. */
   async readline(size?: number): Promise<Uint8Array> {
-    const limit = size === undefined || size === null || size < 0 ? Infinity : size;
+    const limit = limitOf(size);
     const parts: Uint8Array[] = [];
     let total = 0;
     while (total < limit) {
@@ -97,10 +97,16 @@ export abstract class ByteInput implements Input {
   }
 }
 
-function concat(parts: Uint8Array[], total: number): Uint8Array {
+/** A size argument as a byte limit: omitted or negative means no limit. */
+function limitOf(size: number | undefined): number {
+  return size === undefined || size === null || size < 0 ? Infinity : size;
+}
+
+/** The parts as one array; a single part is returned as it is. */
+export function concat(parts: Uint8Array[], total?: number): Uint8Array {
   if (parts.length === 0) return EMPTY;
   if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
+  const out = new Uint8Array(total ?? parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
   for (const p of parts) {
     out.set(p, offset);

@@ -20,17 +20,35 @@ export class AppError extends Error {
   }
 }
 
-/** The reason phrases the server itself sends. */
-export const STATUS_TEXT: Readonly<Record<number, string>> = {
+/** Reason phrases (RFC 9110 §15): those the server sends and those apps commonly use. */
+const STATUS_TEXT: Readonly<Record<number, string>> = {
   100: "Continue",
+  200: "OK",
+  201: "Created",
+  202: "Accepted",
+  204: "No Content",
+  206: "Partial Content",
+  301: "Moved Permanently",
+  302: "Found",
+  303: "See Other",
+  304: "Not Modified",
+  307: "Temporary Redirect",
+  308: "Permanent Redirect",
   400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
   408: "Request Timeout",
+  409: "Conflict",
   411: "Length Required",
   413: "Content Too Large",
   414: "URI Too Long",
+  415: "Unsupported Media Type",
+  416: "Range Not Satisfiable",
   417: "Expectation Failed",
+  422: "Unprocessable Content",
+  429: "Too Many Requests",
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",
   501: "Not Implemented",
@@ -39,3 +57,8 @@ export const STATUS_TEXT: Readonly<Record<number, string>> = {
   504: "Gateway Timeout",
   505: "HTTP Version Not Supported",
 };
+
+/** The reason phrase for a status, for a status line; "Unknown" when there is none. */
+export function reasonPhrase(status: number): string {
+  return STATUS_TEXT[status] ?? "Unknown";
+}

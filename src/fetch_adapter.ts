@@ -3,7 +3,7 @@
 // body streamed from tsgi.input, Response -> startResponse + a body streamed out chunk by chunk.
 // The other direction, TSGI app -> fetch handler, is fetch_handler.ts.
 
-import { HttpError } from "./errors.ts";
+import { HttpError, reasonPhrase } from "./errors.ts";
 import { percentDecodePath } from "./environ.ts";
 import { headerNameOf } from "./field_names.ts";
 import type { App, Body, Chunk, Environ, FetchApp, Input } from "./types.ts";
@@ -22,40 +22,6 @@ export type FetchHandler = (
   request: Request,
   info: FetchInfo,
 ) => Response | Promise<Response>;
-
-const STATUS_REASONS: Record<number, string> = {
-  200: "OK",
-  201: "Created",
-  202: "Accepted",
-  204: "No Content",
-  206: "Partial Content",
-  301: "Moved Permanently",
-  302: "Found",
-  303: "See Other",
-  304: "Not Modified",
-  307: "Temporary Redirect",
-  308: "Permanent Redirect",
-  400: "Bad Request",
-  401: "Unauthorized",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  409: "Conflict",
-  413: "Content Too Large",
-  415: "Unsupported Media Type",
-  416: "Range Not Satisfiable",
-  422: "Unprocessable Content",
-  429: "Too Many Requests",
-  500: "Internal Server Error",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-};
-
-/** The reason phrase for a status, for a status line; "Unknown" when we have none. */
-export function reasonPhrase(status: number): string {
-  return STATUS_REASONS[status] ?? "Unknown";
-}
 
 /** The server's disconnect signal, when the server offers one (connection.ts). */
 type SignalSource = () => AbortSignal;

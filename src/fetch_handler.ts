@@ -6,6 +6,7 @@ import { HOP_BY_HOP } from "./grammar.ts";
 import { percentDecodePath } from "./environ.ts";
 import { HttpError } from "./errors.ts";
 import { environKey } from "./field_names.ts";
+import { concat } from "./byte_input.ts";
 import { EMPTY_INPUT } from "./input.ts";
 import { StreamInput } from "./stream_input.ts";
 import type { App, Body, Chunk, Environ, ErrorStream, StartResponse } from "./types.ts";
@@ -30,7 +31,6 @@ interface NetAddrLike {
 
 const VERSION: readonly [number, number] = Object.freeze([1, 0] as const);
 const encoder = new TextEncoder();
-const EMPTY = new Uint8Array(0);
 /** Statuses whose Response may not have a body (Fetch standard "null body status"). */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 
@@ -289,18 +289,6 @@ function toBytes(chunk: Chunk): Uint8Array {
   if (chunk instanceof Uint8Array) return chunk;
   if (typeof chunk === "string") return encoder.encode(chunk);
   throw new Error("Body chunks must be Uint8Array or string");
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 0) return EMPTY;
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }
 
 function plainResponse(status: number, reason: string): Response {

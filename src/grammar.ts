@@ -8,10 +8,8 @@ export const SP = 0x20;
 export const HTAB = 0x09;
 export const COLON = 0x3a;
 export const SEMICOLON = 0x3b;
-export const SLASH = 0x2f;
 export const QUESTION = 0x3f;
 export const PERCENT = 0x25;
-export const ASTERISK = 0x2a;
 
 function table(predicate: (c: number) => boolean): Uint8Array {
   const t = new Uint8Array(256);
@@ -71,11 +69,6 @@ export const HEX_VALUE: Uint8Array = (() => {
 export const CHUNK_EXT_CHAR: Uint8Array = table((c) =>
   c === HTAB || c === SP || (c >= 0x21 && c <= 0x7e) || c >= 0x80
 );
-
-/** Lower-case an ASCII letter's code; any other code is returned as it is. */
-export function asciiLower(c: number): number {
-  return c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
-}
 
 /** True when `s` is a token (RFC 9110 §5.6.2): non-empty and tchar only. */
 export function isToken(s: string): boolean {

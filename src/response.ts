@@ -2,8 +2,8 @@
 // the app sends, the framing (Content-Length, chunked, or close), and the body's bytes.
 
 import { httpDate, httpDateLine } from "./clock.ts";
-import { AppError, STATUS_TEXT } from "./errors.ts";
-import { FIELD_CHAR, HOP_BY_HOP, TCHAR } from "./grammar.ts";
+import { AppError, reasonPhrase } from "./errors.ts";
+import { HOP_BY_HOP, isFieldValue, isToken } from "./grammar.ts";
 import type { OutputBuffer } from "./output.ts";
 import type { Body, Chunk, StartResponse } from "./types.ts";
 
@@ -25,13 +25,13 @@ const CONTENT_LENGTH = 1;
  * sent. A pair that passes is remembered for its place in the list.
  */
 function checkHeader(name: unknown, value: unknown, index: number): number {
-  if (typeof name !== "string" || !isTokenString(name)) {
+  if (typeof name !== "string" || !isToken(name)) {
     throw new AppError(`Invalid response header name ${JSON.stringify(name)}`);
   }
   if (typeof value !== "string") {
     throw new AppError(`Response header "${name}" has a value that is not a string`);
   }
-  if (!isFieldValueString(value)) {
+  if (!isFieldValue(value)) {
     throw new AppError(`Response header "${name}" has CR, LF, NUL or another control`);
   }
   let flags = 0;
@@ -350,7 +350,7 @@ export class ResponseWriter {
    */
   writeErrorResponse(status: number, closeAfter: boolean): boolean {
     if (this.#headSent) return false;
-    const reason = STATUS_TEXT[status] ?? "Error";
+    const reason = reasonPhrase(status);
     const body = reason + "\n";
     this.keepAlive = this.keepAlive && !closeAfter;
     this.#out.appendLatin1(
@@ -374,7 +374,7 @@ function checkStatus(status: string): number {
   const code = parseDecimal(status.slice(0, 3));
   if (code < 100 || code > 599) throw new AppError(`Invalid status code in "${status}"`);
   if (code < 200) throw new AppError(`Status "${status}" is informational, not a final status`);
-  if (!isFieldValueString(status)) {
+  if (!isFieldValue(status)) {
     throw new AppError(`Status ${JSON.stringify(status)} holds a control character`);
   }
   return code;
@@ -389,23 +389,6 @@ function parseDecimal(s: string): number {
     n = n * 10 + d;
   }
   return n;
-}
-
-function isTokenString(s: string): boolean {
-  if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c > 0x7f || TCHAR[c] === 0) return false;
-  }
-  return true;
-}
-
-/** Whether a field value can be sent: field characters only, each one byte (Latin-1). */
-function isFieldValueString(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    if (FIELD_CHAR[s.charCodeAt(i)] !== 1) return false;
-  }
-  return true;
 }
 
 function toBytes(chunk: Chunk): Uint8Array {

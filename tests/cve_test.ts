@@ -19,21 +19,12 @@ import { DEFAULT_HEAD_LIMITS, HeadScanner, parseRequestHead } from "../src/parse
 import {
   assertEverySplit,
   bytes,
+  H,
   type Outcome,
   type ParsedRequest,
   parseSplit,
+  req,
 } from "./support/feed.ts";
-
-const H = "Host: h\r\n";
-
-function req(
-  method: string,
-  target: string,
-  fields: string[],
-  more: Partial<ParsedRequest> = {},
-): ParsedRequest {
-  return { method, target, minor: 1, fields, body: "", keepAlive: true, ...more };
-}
 
 /** Asserts the outcome of `raw`, unsplit and under every split. */
 function check(raw: string, expected: Outcome): void {

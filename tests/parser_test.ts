@@ -8,9 +8,11 @@ import {
   assertEverySplit,
   bytes,
   type FeedOptions,
+  H,
   type Outcome,
   type ParsedRequest,
   parseSplit,
+  req,
 } from "./support/feed.ts";
 
 interface Case {
@@ -20,18 +22,6 @@ interface Case {
   opts?: FeedOptions;
   /** Set on a case that shows a known parser bug, so the shared suite stays green. */
   ignore?: boolean;
-}
-
-const H = "Host: h\r\n";
-
-/** An HTTP/1.1 request as parsed, keep-alive, no body unless `more` says. */
-function req(
-  method: string,
-  target: string,
-  fields: string[],
-  more: Partial<ParsedRequest> = {},
-): ParsedRequest {
-  return { method, target, minor: 1, fields, body: "", keepAlive: true, ...more };
 }
 
 /** `GET /` on HTTP/1.1 with only `Host: h`. */

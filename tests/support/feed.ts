@@ -262,3 +262,16 @@ function concat(parts: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/** The Host field line most test requests carry. */
+export const H = "Host: h\r\n";
+
+/** An HTTP/1.1 request as parsed, keep-alive, no body unless `more` says. */
+export function req(
+  method: string,
+  target: string,
+  fields: string[],
+  more: Partial<ParsedRequest> = {},
+): ParsedRequest {
+  return { method, target, minor: 1, fields, body: "", keepAlive: true, ...more };
+}
