@@ -17,6 +17,11 @@ export abstract class ByteInput implements Input {
   protected abstract next(max: number): Promise<Uint8Array | null>;
 
   /** Whether bytes taken from the source still wait to be read. */
+  protected get pendingBytes(): number {
+    return this.#pending.length;
+  }
+
+  /** Whether bytes taken from the source still wait to be read. */
   protected get hasPending(): boolean {
     return this.#pending.length > 0;
   }
@@ -29,21 +34,31 @@ export abstract class ByteInput implements Input {
   /** Up to `size` bytes, fewer only at the end; everything left when `size` is omitted. */
   async read(size?: number): Promise<Uint8Array> {
     const limit = limitOf(size);
-    const parts: Uint8Array[] = [];
-    let total = 0;
-    while (total < limit) {
-      const piece = await this.#take(Math.min(limit - total, WHOLE));
+    const first = await this.#take(Math.min(limit, WHOLE));
+    if (first === null) return EMPTY;
+    if (first.length >= limit) return first;
+    // However the body was cut (a client can send it a byte per chunk), the app gets one
+    // array, gathered at no more than twice its size, never a list of slivers.
+    const expected = this.expectedBytes();
+    const most = expected < 0 ? limit : Math.min(limit, first.length + expected);
+    const gathered = new Gatherer(first, most);
+    while (gathered.length < limit) {
+      const piece = await this.#take(Math.min(limit - gathered.length, WHOLE));
       if (piece === null) break;
-      parts.push(piece);
-      total += piece.length;
+      gathered.add(piece);
     }
-    return concat(parts, total);
+    return gathered.bytes();
+  }
+
+  /** Bytes still to come when the framing says (pending ones included); -1 when unknown. */
+  protected expectedBytes(): number {
+    return -1;
   }
 
   /** One line through its LF, at most `size` bytes; empty at the end. */
   async readline(size?: number): Promise<Uint8Array> {
     const limit = limitOf(size);
-    const parts: Uint8Array[] = [];
+    let gathered: Gatherer | null = null;
     let total = 0;
     while (total < limit) {
       const piece = await this.#take(Math.min(limit - total, WHOLE));
@@ -51,11 +66,13 @@ export abstract class ByteInput implements Input {
       const nl = piece.indexOf(LF);
       const line = nl < 0 ? piece : piece.subarray(0, nl + 1);
       if (nl >= 0 && nl + 1 < piece.length) this.#pending = piece.subarray(nl + 1);
-      parts.push(line);
+      if (nl >= 0 && gathered === null) return line;
+      if (gathered === null) gathered = new Gatherer(line, limit);
+      else gathered.add(line);
       total += line.length;
       if (nl >= 0) break;
     }
-    return concat(parts, total);
+    return gathered === null ? EMPTY : gathered.bytes();
   }
 
   /** Lines to the end, or until about `hint` bytes have been read. */
@@ -94,6 +111,70 @@ export abstract class ByteInput implements Input {
   /** Keeps what a source produced beyond what was asked for, for the next read. */
   protected keep(rest: Uint8Array): void {
     this.#pending = rest;
+  }
+}
+
+/** Past this size a gathered body grows in place instead of by copying. */
+const GROW_IN_PLACE = 1024 * 1024;
+/** What an unbounded read reserves (address space only: memory is committed as it fills). */
+const UNBOUNDED_RESERVE = 2 ** 34;
+/** The first array a gathered read allocates, when the pieces are small. */
+const GATHER_START = 64 * 1024;
+
+/**
+ * Pieces gathered into one array. Small reads double a plain array (copies stay under
+ * twice the size). Past GROW_IN_PLACE the bytes move once into a resizable ArrayBuffer that
+ * reserves the most the read can return and commits memory only as bytes arrive: a large
+ * body is allocated once, and a client that declares a huge length and sends little makes
+ * the server hold no more than it sent.
+ */
+class Gatherer {
+  #bytes: Uint8Array;
+  #length = 0;
+  #resizable: ArrayBuffer | null = null;
+  readonly #most: number;
+
+  /** `most` bounds what can be gathered (the read's limit, or what the framing says is left). */
+  constructor(first: Uint8Array, most: number) {
+    this.#most = most;
+    this.#bytes = new Uint8Array(Math.min(most, Math.max(GATHER_START, first.length * 2)));
+    this.add(first);
+  }
+
+  get length(): number {
+    return this.#length;
+  }
+
+  add(piece: Uint8Array): void {
+    const need = this.#length + piece.length;
+    if (need > this.#bytes.length) this.#grow(need);
+    this.#bytes.set(piece, this.#length);
+    this.#length = need;
+  }
+
+  bytes(): Uint8Array {
+    if (this.#resizable !== null) {
+      this.#resizable.resize(this.#length);
+      return new Uint8Array(this.#resizable);
+    }
+    return this.#bytes.subarray(0, this.#length);
+  }
+
+  #grow(need: number): void {
+    const size = Math.min(Math.max(need, this.#bytes.length * 2), Math.max(need, this.#most));
+    const resizable = this.#resizable;
+    if (resizable !== null && size <= resizable.maxByteLength) {
+      resizable.resize(size);
+      this.#bytes = new Uint8Array(resizable);
+      return;
+    }
+    const ceiling = Number.isFinite(this.#most) ? this.#most : UNBOUNDED_RESERVE;
+    this.#resizable = size > GROW_IN_PLACE && size <= ceiling
+      ? new ArrayBuffer(size, { maxByteLength: ceiling })
+      : null;
+    const grown = this.#resizable ? new Uint8Array(this.#resizable) : new Uint8Array(size);
+    grown.set(this.#bytes.subarray(0, this.#length));
+    this.#bytes = grown;
   }
 }
 

@@ -4,9 +4,10 @@
 
 import { giveBuffer, takeBuffer } from "./buffer_pool.ts";
 import { coarseNow } from "./clock.ts";
+import { type RateRule, RateVerdict, TransferClock } from "./data_rate.ts";
 import { buildEnviron, type ConnectionInfo, type EnvironDefaults } from "./environ.ts";
 import { AppError, HttpError } from "./errors.ts";
-import { ClientGoneError, EMPTY_INPUT, RequestInput } from "./input.ts";
+import { BodyTimeoutError, ClientGoneError, EMPTY_INPUT, RequestInput } from "./input.ts";
 import type { AccessLog, ErrorLog } from "./log.ts";
 import { OutputBuffer, WriteFailedError } from "./output.ts";
 import {
@@ -28,8 +29,12 @@ export interface Engine {
   maxBodySize: number;
   keepAliveMs: number;
   headerTimeoutMs: number;
-  /** A write with no progress for this long closes the connection; 0 for never. */
-  writeTimeoutMs: number;
+  /** What a request body must keep up while the app waits for it (--min-body-rate, …). */
+  bodyRate: RateRule;
+  /** What a client must keep up while it reads a response (--min-response-rate, …). */
+  responseRate: RateRule;
+  /** The most time spent reading and dropping a body the app left unread. */
+  drainTimeoutMs: number;
   errorLog: ErrorLog;
   accessLog: AccessLog | null;
   /** Peers whose forwarding headers are believed; null for none. */
@@ -46,6 +51,8 @@ export const enum ConnState {
   ReadingHead,
   /** A request is being served. */
   Active,
+  /** The response is done; the body the app left unread is being read and dropped. */
+  Draining,
   Closed,
 }
 
@@ -78,6 +85,10 @@ export class Connection implements ClosePolicy {
   #ended = false;
   /** The current request's body, while it is being served. */
   #input: RequestInput | null = null;
+  /** The current request body's clock, from its head until the next request's. */
+  #bodyClock: TransferClock | null = null;
+  /** Fails the body read in progress, when its clock runs out. */
+  #cancelBodyWait: ((error: Error) => void) | null = null;
   /** The current request's disconnect signal, made on demand. */
   #abort: AbortController | null = null;
   readonly #signal = () => this.requestSignal();
@@ -86,7 +97,7 @@ export class Connection implements ClosePolicy {
     this.#conn = conn;
     this.#engine = engine;
     this.info = info;
-    this.#out = new OutputBuffer(conn);
+    this.#out = new OutputBuffer(conn, engine.responseRate);
     this.deadline = coarseNow() + engine.headerTimeoutMs;
   }
 
@@ -94,6 +105,7 @@ export class Connection implements ClosePolicy {
   async run(): Promise<void> {
     try {
       while (this.state !== ConnState.Closed) {
+        this.#bodyClock = null;
         // A head already in the buffer (pipelining) is served without waiting on anything.
         const buffered = this.#bufferedHead();
         const head = buffered === undefined ? await this.#readHead() : buffered;
@@ -144,40 +156,81 @@ export class Connection implements ClosePolicy {
     }
   }
 
-  /** Whether a timeout has run out at `now`: the read state's deadline, or a stuck write. */
+  /**
+   * Whether a timeout has run out at `now`: the state's deadline, a request body that comes
+   * too slowly, or a response the client reads too slowly.
+   */
   expired(now: number): boolean {
     if (this.deadline < now) return true;
-    const since = this.#out.writingSince;
-    const limit = this.#engine.writeTimeoutMs;
-    return since > 0 && limit > 0 && now - since > limit;
+    if (this.#out.clock.check(now) !== RateVerdict.Ok) return true;
+    return this.#bodyClock !== null && this.#bodyClock.check(now) !== RateVerdict.Ok;
   }
 
   /** The sweeper's call when expired() says so. */
-  expire(): void {
+  expire(now: number): void {
+    const log = this.#engine.errorLog;
     const peer = this.info.remoteAddr;
-    if (this.#out.writingSince > 0) {
-      this.#engine.errorLog.info(`Write timed out: ${peer} reads too slowly`);
+    const body = this.#bodyClock;
+    const bodyVerdict = body === null ? RateVerdict.Ok : body.check(now);
+    if (body !== null && bodyVerdict !== RateVerdict.Ok && this.#cancelBodyWait !== null) {
+      const detail = describeSlow(bodyVerdict, body, now);
+      log.info(`Request body too slow from ${peer}: ${detail}`);
+      // The app's read fails with it: 408 if nothing was sent yet; the connection closes.
+      this.#cancelBodyWait(new BodyTimeoutError(detail));
+      return;
+    }
+    const out = this.#out.clock;
+    const outVerdict = out.check(now);
+    if (outVerdict !== RateVerdict.Ok) {
+      const what = outVerdict === RateVerdict.Stalled ? "Write timed out" : "Write too slow";
+      log.info(`${what}: ${peer} reads too slowly (${describeSlow(outVerdict, out, now)})`);
     } else if (this.state === ConnState.ReadingHead) {
-      this.#engine.errorLog.info(`Request head not received in time from ${peer}`);
+      log.info(`Request head not received in time from ${peer}`);
+    } else if (this.state === ConnState.Draining) {
+      log.info(`Unread request body from ${peer} not drained in time`);
     }
     this.close();
   }
 
-  /** Reads more bytes into buf; false at end of stream or when the socket was closed. */
+  /**
+   * Reads more bytes into buf; false at end of stream or when the socket was closed. While a
+   * request is served this is a body read, and rejects with BodyTimeoutError when too slow.
+   */
   async fill(): Promise<boolean> {
     const backlog = this.#out.flushBehind();
     if (backlog) await backlog;
     if (this.#readAhead !== null) {
-      await this.#readAhead;
+      await this.#waitBody(this.#readAhead);
       return !this.#ended;
     }
     if (this.#ended) return false;
     this.#makeRoom();
-    const n = await this.#readSocket(
-      this.end === 0 ? this.#wholeView : this.buf.subarray(this.end),
+    const n = await this.#waitBody(
+      this.#readSocket(this.end === 0 ? this.#wholeView : this.buf.subarray(this.end)),
     );
     if (n !== null) this.end += n;
     return n !== null;
+  }
+
+  /** A read while a request is served runs on the body's clock; others are the head's. */
+  #waitBody<T>(read: Promise<T>): Promise<T> {
+    const clock = this.#bodyClock;
+    return clock === null ? read : this.#timedWait(clock, read);
+  }
+
+  /**
+   * Waits on a read that expire() may cut short. The read itself goes on (a socket read
+   * cannot be taken back), and #releaseBuffers() leaves its buffer alone until it lands.
+   */
+  async #timedWait<T>(clock: TransferClock, read: Promise<T>): Promise<T> {
+    clock.begin(coarseNow());
+    const cancelled = new Promise<never>((_, reject) => (this.#cancelBodyWait = reject));
+    try {
+      return await Promise.race([read, cancelled]);
+    } finally {
+      this.#cancelBodyWait = null;
+      clock.end(coarseNow(), 0);
+    }
   }
 
   /** A read of the socket into `view`; null at its end (which also fires the signal). */
@@ -192,6 +245,7 @@ export class Connection implements ClosePolicy {
       this.#directRead = false;
     }
     if (n === null) this.#readDone(null);
+    else this.#bodyClock?.add(n);
     return n;
   }
 
@@ -200,11 +254,11 @@ export class Connection implements ClosePolicy {
     const backlog = this.#out.flushBehind();
     if (backlog) await backlog;
     if (this.#readAhead !== null || this.end > this.start) {
-      await this.#readAhead;
+      if (this.#readAhead !== null) await this.#waitBody(this.#readAhead);
       return this.#ended && this.end === this.start ? null : 0;
     }
     if (this.#ended) return null;
-    return await this.#readSocket(dest);
+    return await this.#waitBody(this.#readSocket(dest));
   }
 
   /**
@@ -228,6 +282,7 @@ export class Connection implements ClosePolicy {
       this.#abort?.abort(new ClientGoneError("Client closed the connection"));
     } else {
       this.end += n;
+      this.#bodyClock?.add(n);
     }
   }
 
@@ -325,9 +380,11 @@ export class Connection implements ClosePolicy {
     this.#requests++;
     const began = this.#clock();
     let input: RequestInput | HttpError | null = null;
+    this.#out.clock.restart();
     if (head.bodyKind !== BodyKind.None) {
       input = this.#openInput(head);
       if (input instanceof HttpError) return this.#serveError(head, input, began);
+      this.#bodyClock = new TransferClock(engine.bodyRate);
     }
     this.#input = input;
     const environ = buildEnviron(head, this.info, engine.environ, input ?? EMPTY_INPUT);
@@ -458,7 +515,9 @@ export class Connection implements ClosePolicy {
       return undefined;
     }
     const status = error instanceof HttpError ? error.status : 500;
-    if (error instanceof HttpError) {
+    if (error instanceof BodyTimeoutError) {
+      // expire() said so when it happened.
+    } else if (error instanceof HttpError) {
       log.info(`${status} ${error.message} from ${this.info.remoteAddr}`);
     } else if (error instanceof AppError) log.error(`App error: ${error.message}`);
     else log.error("App raised an exception", error);
@@ -481,6 +540,8 @@ export class Connection implements ClosePolicy {
 
   /** After the response: reach the end of the body, or give up the connection. */
   async #finishInput(input: RequestInput): Promise<boolean> {
+    this.state = ConnState.Draining;
+    this.deadline = coarseNow() + this.#engine.drainTimeoutMs;
     const reusable = canFinishInput(input) && await input.drain(DRAIN_LIMIT);
     if (!reusable) await this.#out.flush();
     return reusable;
@@ -532,4 +593,9 @@ function canFinishInput(input: RequestInput): boolean {
 
 function protocolOf(head: RequestHead): string {
   return head.minor === 1 ? "HTTP/1.1" : "HTTP/1.0";
+}
+
+function describeSlow(verdict: RateVerdict, clock: TransferClock, now: number): string {
+  const why = verdict === RateVerdict.Stalled ? "stalled" : "below the minimum rate";
+  return `${why}, ${clock.describe(now)}`;
 }

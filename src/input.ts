@@ -31,6 +31,17 @@ export class ClientGoneError extends Error {
   }
 }
 
+/**
+ * Raised into the app's read when the client sends its body too slowly (data_rate.ts): the
+ * answer is 408 when nothing has been sent yet, and the connection closes either way.
+ */
+export class BodyTimeoutError extends HttpError {
+  constructor(detail: string) {
+    super(408, `Request body too slow: ${detail}`);
+    this.name = "BodyTimeoutError";
+  }
+}
+
 /** Reads of at least this many body bytes go straight from the socket to the app. */
 const DIRECT_READ_MIN = 16 * 1024;
 /** The most one direct read takes at once, whatever the app asked for. */
@@ -52,6 +63,8 @@ export class RequestInput extends ByteInput {
   #continuePending: boolean;
   #done = false;
   #failure: Error | null = null;
+  /** Where small chunks are gathered into one piece, reused from read to read. */
+  #gatherScratch: Uint8Array | null = null;
 
   constructor(source: BodySource, head: RequestHead, maxBody: number, limits: HeadLimits) {
     super();
@@ -102,6 +115,10 @@ export class RequestInput extends ByteInput {
     return this.#done;
   }
 
+  protected override expectedBytes(): number {
+    return this.#decoder ? -1 : this.#remaining + this.pendingBytes;
+  }
+
   protected async next(max: number): Promise<Uint8Array | null> {
     if (this.#failure) throw this.#failure;
     if (this.#done) return null;
@@ -143,21 +160,86 @@ export class RequestInput extends ByteInput {
 
   async #nextChunked(max: number): Promise<Uint8Array | null> {
     const source = this.#source;
-    const decoder = this.#decoder as ChunkedDecoder;
     while (true) {
       if (source.start === source.end && !(await source.fill())) throw new ClientGoneError();
+      const piece = this.#decodeBuffered(max);
+      if (piece !== null) return piece;
+      if (this.#done) return null;
+    }
+  }
+
+  /**
+   * The body data now in the buffer, up to `max` bytes, as one piece however many chunks it
+   * spans: a body sent one byte per chunk costs a copy, not an array per byte. Null when the
+   * buffer held chunk framing only.
+   */
+  #decodeBuffered(max: number): Uint8Array | null {
+    const source = this.#source;
+    const decoder = this.#decoder as ChunkedDecoder;
+    let first = -1;
+    let length = 0;
+    let gathered: Uint8Array | null = null;
+    while (length < max && source.start < source.end && !this.#done) {
       const pos = decoder.decode(source.buf, source.start, source.end);
       if (pos instanceof HttpError) throw pos;
       source.start = pos;
       if (decoder.done) this.#done = true;
-      const spanLength = decoder.spanEnd - decoder.spanStart;
-      if (spanLength > 0) {
-        const piece = source.buf.slice(decoder.spanStart, decoder.spanEnd);
-        if (spanLength <= max) return piece;
-        this.keep(piece.subarray(max));
-        return piece.subarray(0, max);
+      const from = decoder.spanStart;
+      const span = decoder.spanEnd - from;
+      if (span === 0) continue;
+      const take = Math.min(span, max - length);
+      if (take < span) this.keep(source.buf.slice(from + take, from + span));
+      if (length === 0) first = from;
+      else {
+        // A second chunk: gather in scratch memory (what is still buffered bounds the size).
+        if (gathered === null) {
+          gathered = this.#scratch(length + take + source.end - source.start);
+          gathered.set(source.buf.subarray(first, first + length));
+        }
+        gathered.set(source.buf.subarray(from, from + take), length);
       }
-      if (this.#done) return null;
+      length += take;
     }
+    if (length === 0) return null;
+    return gathered === null ? source.buf.slice(first, first + length) : gathered.slice(0, length);
+  }
+
+  #scratch(size: number): Uint8Array {
+    if (this.#gatherScratch === null || this.#gatherScratch.length < size) {
+      this.#gatherScratch = new Uint8Array(size);
+    }
+    return this.#gatherScratch;
+  }
+}
+
+/** A body whose start has been read already: that part first, then the rest as it comes. */
+export class BufferedInput extends ByteInput {
+  #start: Uint8Array | null;
+  readonly #rest: Input | null;
+
+  /** Reads up to `size` bytes of `input` now; the result gives the whole body back. */
+  static async read(input: Input, size: number): Promise<BufferedInput> {
+    const start = await input.read(size);
+    // Fewer than asked means the body ended: nothing is left to ask the input for.
+    return new BufferedInput(start, start.length < size ? null : input);
+  }
+
+  private constructor(start: Uint8Array, rest: Input | null) {
+    super();
+    this.#start = start.length > 0 ? start : null;
+    this.#rest = rest;
+  }
+
+  protected async next(max: number): Promise<Uint8Array | null> {
+    const start = this.#start;
+    if (start !== null) {
+      this.#start = null;
+      if (start.length <= max) return start;
+      this.keep(start.subarray(max));
+      return start.subarray(0, max);
+    }
+    if (this.#rest === null) return null;
+    const piece = await this.#rest.read(Math.min(max, 64 * 1024));
+    return piece.length > 0 ? piece : null;
   }
 }

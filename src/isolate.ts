@@ -22,7 +22,7 @@ import {
   type RequestHeadFrame,
   type ResponseHeadFrame,
 } from "./frames.ts";
-import { ClientGoneError, EMPTY_INPUT } from "./input.ts";
+import { BufferedInput, ClientGoneError, EMPTY_INPUT } from "./input.ts";
 import { type ErrorLog, escapeLogField } from "./log.ts";
 import { selfCommand } from "./reexec.ts";
 import { CHILD_LOAD_ENV, CHILD_ROLE, type ChildLoad } from "./isolate_child.ts";
@@ -53,6 +53,9 @@ export interface IsolatedApp extends App {
   /** Children alive now, by what they do. */
   stats(): { starting: number; idle: number; busy: number; waiting: number };
 }
+
+/** The start of a request body read before a child is taken for it. */
+const BODY_BUFFER = 256 * 1024;
 
 /** A child that is not ready within this long (runtime start, app import) is killed. */
 const BOOT_TIMEOUT_MS = 30_000;
@@ -85,7 +88,12 @@ export function isolatedApp(spec: string, options: IsolateOptions): IsolatedApp 
   const pool = new ChildPool(spec, options.args ?? [spec], options);
   const log = options.errorLog;
   const timeoutMs = options.timeout * 1000;
-  const app = (environ: Environ, startResponse: StartResponse): Body | Promise<Body> => {
+  const app = async (environ: Environ, startResponse: StartResponse): Promise<Body> => {
+    // A client that sends its body slowly holds a connection, not a child: the start of the
+    // body is read here, before a child is taken (its errors answer as the engine would).
+    if (environ["tsgi.input"] !== EMPTY_INPUT) {
+      environ["tsgi.input"] = await BufferedInput.read(environ["tsgi.input"], BODY_BUFFER);
+    }
     const lease = pool.acquire();
     if (lease === null) {
       log.info(`503 no child free and the queue is full: ${requestLine(environ)}`);

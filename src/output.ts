@@ -16,8 +16,10 @@ export class WriteFailedError extends Error {
 
 import { giveBuffer, takeBuffer } from "./buffer_pool.ts";
 import { coarseNow } from "./clock.ts";
+import { type RateRule, TransferClock } from "./data_rate.ts";
 
 const RESOLVED = Promise.resolve();
+const NO_RATE: RateRule = { minRate: 0, graceMs: 0, stallMs: 0 };
 /** Past this a chunk is written directly rather than copied into the buffer. */
 const COPY_LIMIT = 64 * 1024;
 
@@ -32,11 +34,12 @@ export class OutputBuffer {
   #failure: WriteFailedError | null = null;
   /** Bytes handed to the socket so far. */
   written = 0;
-  /** When the write in progress started (coarse ms), or 0: a slow reader shows here. */
-  writingSince = 0;
+  /** Time spent waiting on the socket, and what it took: a slow reader shows here. */
+  readonly clock: TransferClock;
 
-  constructor(writer: Writer) {
+  constructor(writer: Writer, rule: RateRule = NO_RATE) {
     this.#writer = writer;
+    this.clock = new TransferClock(rule);
   }
 
   /** Bytes buffered and not yet written. */
@@ -152,14 +155,16 @@ export class OutputBuffer {
   ): Promise<void> {
     if (previous !== null) await previous;
     let done = 0;
+    const clock = this.clock;
     try {
       while (this.#failure === null && done < bytes.length) {
-        this.writingSince = coarseNow();
-        done += await this.#writer.write(done === 0 ? bytes : bytes.subarray(done));
-        this.writingSince = 0;
+        clock.begin(coarseNow());
+        const n = await this.#writer.write(done === 0 ? bytes : bytes.subarray(done));
+        clock.end(coarseNow(), n);
+        done += n;
       }
     } catch (error) {
-      this.writingSince = 0;
+      clock.end(coarseNow(), 0);
       this.#failure = new WriteFailedError(error);
     }
     this.written += done;

@@ -90,7 +90,14 @@ export class ResponseWriter {
   readonly #policy: ClosePolicy;
   #statusLine = "";
   #statusCode = 0;
-  #headers: [string, string][] | null = null;
+  /**
+   * The app's headers as they were when startResponse() checked them — name, value, name,
+   * value — so that what was checked is what is written, whatever happens to the app's array
+   * afterwards. Null until startResponse().
+   */
+  #fields: string[] | null = null;
+  /** Where the app's Content-Length name is in #fields, or -1. */
+  #lengthField = -1;
   /** The app's Content-Length, or -1. */
   #declaredLength = -1;
   #headSent = false;
@@ -123,7 +130,7 @@ export class ResponseWriter {
   }
 
   #start(status: string, headers: [string, string][], excInfo?: unknown) {
-    if (this.#headers !== null) {
+    if (this.#fields !== null) {
       if (excInfo === undefined || excInfo === null) {
         throw new AppError("startResponse() called a second time without excInfo");
       }
@@ -132,15 +139,19 @@ export class ResponseWriter {
     }
     const code = checkStatus(status);
     this.#declaredLength = -1;
-    this.#headers = this.#checkHeaders(headers);
+    this.#lengthField = -1;
+    this.#fields = this.#checkHeaders(headers);
     this.#statusLine = status;
     this.#statusCode = code;
     return (chunk: Chunk) => this.#legacyWrite(chunk);
   }
 
-  #checkHeaders(headers: [string, string][]): [string, string][] {
+  /** Copies the app's headers, each element read once, and checks the copy. */
+  #checkHeaders(headers: [string, string][]): string[] {
     if (!Array.isArray(headers)) throw new AppError("startResponse() headers must be an array");
-    for (let i = 0; i < headers.length; i++) {
+    const count = headers.length;
+    const fields: string[] = [];
+    for (let i = 0; i < count; i++) {
       const pair = headers[i];
       if (!Array.isArray(pair) || pair.length !== 2) {
         throw new AppError("startResponse() headers must be [name, value] pairs");
@@ -148,23 +159,26 @@ export class ResponseWriter {
       const name = pair[0];
       const value = pair[1];
       // Apps send the same headers in the same order: a pair seen at this place before
-      // needs no second look at its characters.
+      // needs no second look at its characters (strings cannot change once made).
       const flags = i < CHECKED_SLOTS && checkedNames[i] === name && checkedValues[i] === value
         ? checkedFlags[i]
         : checkHeader(name, value, i);
-      if (flags & CONTENT_LENGTH) this.#setDeclaredLength(value);
+      if (flags & CONTENT_LENGTH) this.#setDeclaredLength(value, fields.length);
+      fields.push(name, value);
     }
-    return headers;
+    return fields;
   }
 
-  #setDeclaredLength(value: string): void {
+  #setDeclaredLength(value: string, index: number): void {
     if (this.#declaredLength >= 0) throw new AppError("Repeated response Content-Length");
     this.#declaredLength = parseDecimal(value);
+    this.#lengthField = index;
   }
 
   #legacyWrite(chunk: Chunk): void {
-    if (this.#headers === null) throw new AppError("write() called before startResponse()");
-    (this.#legacy ??= []).push(toBytes(chunk));
+    if (this.#fields === null) throw new AppError("write() called before startResponse()");
+    // Kept until the body is sent: a copy, so the app's later changes to its array do not show.
+    (this.#legacy ??= []).push(chunk instanceof Uint8Array ? chunk.slice() : toBytes(chunk));
   }
 
   /**
@@ -259,7 +273,7 @@ export class ResponseWriter {
   }
 
   #requireStarted(): void {
-    if (this.#headers === null) throw new AppError("App returned a body without startResponse()");
+    if (this.#fields === null) throw new AppError("App returned a body without startResponse()");
   }
 
   /**
@@ -269,25 +283,24 @@ export class ResponseWriter {
   #writeHead(knownLength: number): void {
     const code = this.#statusCode;
     if (this.keepAlive && this.#policy.closeAfterResponse()) this.keepAlive = false;
-    this.#noBody = this.#method === "HEAD" || code === 204 || code === 304;
-    const framing = this.#framing(knownLength);
-    const headers = this.#headers as [string, string][];
+    const bodiless = code === 204 || code === 304;
+    this.#noBody = bodiless || this.#method === "HEAD";
+    const framing = this.#framing(knownLength, bodiless);
+    const fields = this.#fields as string[];
     const out = this.#out;
     let size = this.#statusLine.length + FIXED_HEAD_BYTES;
-    for (let i = 0; i < headers.length; i++) {
-      size += headers[i][0].length + headers[i][1].length + 4;
-    }
+    for (let i = 0; i < fields.length; i++) size += fields[i].length + 2;
     out.reserve(size);
     out.putBytes(STATUS_LINE_START);
     out.putLatin1(this.#statusLine);
     out.putBytes(CRLF);
-    for (let i = 0; i < headers.length; i++) {
-      const header = headers[i];
-      // RFC 9110 §8.6: no Content-Length on 204.
-      if (code === 204 && this.#declaredLength >= 0 && header[0].length === 14) continue;
-      out.putLatin1(header[0]);
+    // RFC 9110 §8.6, §15.3.5, §15.4.5: 204 and 304 carry no Content-Length (docs/tsgi.md).
+    const skip = bodiless ? this.#lengthField : -1;
+    for (let i = 0; i < fields.length; i += 2) {
+      if (i === skip) continue;
+      out.putLatin1(fields[i]);
       out.putBytes(COLON_SPACE);
-      out.putLatin1(header[1]);
+      out.putLatin1(fields[i + 1]);
       out.putBytes(CRLF);
     }
     out.putBytes(httpDateLine());
@@ -303,9 +316,12 @@ export class ResponseWriter {
     this.status = code;
   }
 
-  /** Decides how the body is delimited; the server's own length goes out only when known. */
-  #framing(knownLength: number): number {
-    if (this.#declaredLength >= 0 || (this.#noBody && this.#method !== "HEAD")) return FRAMING_APP;
+  /**
+   * Decides how the body is delimited; the server's own length goes out only when known. A
+   * HEAD answer carries the length GET would; 204 and 304 carry no framing at all.
+   */
+  #framing(knownLength: number, bodiless: boolean): number {
+    if (this.#declaredLength >= 0 || bodiless) return FRAMING_APP;
     if (knownLength >= 0) {
       this.#declaredLength = knownLength;
       return FRAMING_LENGTH;

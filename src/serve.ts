@@ -8,6 +8,12 @@ import { TrustedProxies } from "./proxy.ts";
 import { type Config, ConfigError, defaultConfig, isUnixBind } from "./settings.ts";
 import type { App } from "./types.ts";
 
+/**
+ * The most time spent reading and dropping a body the app left unread, to keep the
+ * connection; past it the connection closes instead (as the body's rate rules also say).
+ */
+const DRAIN_TIMEOUT_MS = 5000;
+
 export interface ServeOptions extends Partial<Config> {
   /** Error log; by default stderr at `logLevel`. */
   errorLog?: ErrorLog;
@@ -46,7 +52,17 @@ export function serve(app: App, options: ServeOptions = {}): ServerHandle {
     maxBodySize: config.maxBodySize,
     keepAliveMs: config.keepAlive * 1000,
     headerTimeoutMs: config.headerTimeout * 1000,
-    writeTimeoutMs: config.writeTimeout * 1000,
+    bodyRate: {
+      minRate: config.minBodyRate,
+      graceMs: config.rateGrace * 1000,
+      stallMs: config.bodyTimeout * 1000,
+    },
+    responseRate: {
+      minRate: config.minResponseRate,
+      graceMs: config.rateGrace * 1000,
+      stallMs: config.writeTimeout * 1000,
+    },
+    drainTimeoutMs: DRAIN_TIMEOUT_MS,
     errorLog,
     accessLog: openAccessLog(config.accessLog, config.accessLogFormat, options.accessSink),
     trustedProxies: new TrustedProxies(config.forwardedAllowIps),

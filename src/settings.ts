@@ -42,6 +42,10 @@ export interface Config {
   maxConnections: number;
   maxPending: number;
   writeTimeout: number;
+  bodyTimeout: number;
+  minBodyRate: number;
+  minResponseRate: number;
+  rateGrace: number;
   isolate: "none" | "request";
   spares: number;
   maxChildren: number;
@@ -188,6 +192,41 @@ export const SETTINGS: readonly Setting[] = [
     default: "30",
     help: "A write to a client that makes no progress for this long closes the connection " +
       "(slow readers); 0: never.",
+    parse: parseSeconds,
+  },
+  {
+    key: "bodyTimeout",
+    flag: "body-timeout",
+    metavar: "SECONDS",
+    default: "30",
+    help: "While the app waits for the request body, a wait this long with no byte closes the " +
+      "connection (408 if nothing was answered yet); 0: never.",
+    parse: parseSeconds,
+  },
+  {
+    key: "minBodyRate",
+    flag: "min-body-rate",
+    metavar: "BYTES",
+    default: "240",
+    help: "Bytes per second a request body must average while the app waits for it, after a " +
+      "grace (--rate-grace); slower is 408 and close, as in Kestrel. 0: no minimum.",
+    parse: parseSize,
+  },
+  {
+    key: "minResponseRate",
+    flag: "min-response-rate",
+    metavar: "BYTES",
+    default: "240",
+    help: "Bytes per second a client must average while the server waits to write to it, " +
+      "after --rate-grace; slower closes the connection. 0: no minimum.",
+    parse: parseSize,
+  },
+  {
+    key: "rateGrace",
+    flag: "rate-grace",
+    metavar: "SECONDS",
+    default: "5",
+    help: "Waiting time before --min-body-rate and --min-response-rate apply (TCP slow start).",
     parse: parseSeconds,
   },
   {

@@ -459,3 +459,32 @@ Deno.test("--isolate request: SIGTERM lets a running child finish, then stops ev
   assert.equal(response.status, 200);
   assert.equal(text(response), "slow done");
 });
+
+Deno.test("--isolate request: clients stalled in their bodies hold connections, not children", async () => {
+  // Two children at most, and more stalled uploads than that: before, each held a child until
+  // its body ended (or the child's --timeout), and the request behind them waited for one.
+  const args = ["--max-children", "2", "--max-queue", "16", "--timeout", "120"];
+  await withMaster(args, async (master) => {
+    const stalled: Deno.Conn[] = [];
+    const answered: boolean[] = [];
+    const reads: Promise<unknown>[] = [];
+    for (let i = 0; i < 6; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: master.port });
+      await conn.write(encoder.encode(
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nfirst bytes",
+      ));
+      stalled.push(conn);
+      answered.push(false);
+      reads.push(conn.read(new Uint8Array(1)).finally(() => (answered[i] = true)).catch(() => {}));
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise<null>((resolve) => (timer = setTimeout(resolve, 20_000, null)));
+    const normal = await Promise.race([get(master.port, "/"), bound]);
+    clearTimeout(timer);
+    assert.equal(normal?.status, 200, "no answer within 20 s: the children were held");
+    // Served while every stalled upload was still waiting: none was cut off to make room.
+    assert.deepEqual(answered, stalled.map(() => false));
+    for (const conn of stalled) conn.close();
+    await Promise.all(reads);
+  });
+});
