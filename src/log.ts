@@ -91,6 +91,87 @@ export class ErrorLog {
   }
 }
 
+/** Time and timers, injectable so that tests need not sleep. */
+export interface LogClock {
+  now(): number;
+  /** Calls `fn` in `ms`; the timer must not keep the process alive. */
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(timer: unknown): void;
+}
+
+const systemClock: LogClock = {
+  now: () => Date.now(),
+  setTimer(fn, ms) {
+    const id = setTimeout(fn, ms);
+    Deno.unrefTimer(id);
+    return id;
+  },
+  clearTimer: (timer) => clearTimeout(timer as number),
+};
+
+/**
+ * One kind of event that can repeat thousands of times a second (a 503 per connection of a
+ * burst, a failing accept()): the first is logged at once, the rest are counted and summed up
+ * in at most one line per interval ("… 503 sent to 1,999 connections in the last 1.0 s"), so a
+ * burst costs a few lines, not one per connection. `flush()` writes what is counted now.
+ */
+export class RateLimitedLog {
+  readonly #log: ErrorLog;
+  readonly #level: LogLevel;
+  readonly #intervalMs: number;
+  readonly #clock: LogClock;
+  #lastLineAt = -Infinity;
+  #count = 0;
+  #summary: (count: string, seconds: string) => string = () => "";
+  #timer: unknown;
+
+  constructor(log: ErrorLog, level: LogLevel, intervalMs = 1000, clock: LogClock = systemClock) {
+    this.#log = log;
+    this.#level = level;
+    this.#intervalMs = intervalMs;
+    this.#clock = clock;
+  }
+
+  /**
+   * One event. `line` is logged if no line was for an interval; otherwise the event is counted
+   * and the latest `summary` makes the next line from the count ("1,999") and the seconds since
+   * the last line ("1.0").
+   */
+  note(line: string, summary: (count: string, seconds: string) => string): void {
+    if (!this.#log.enabled(this.#level)) return;
+    const now = this.#clock.now();
+    const due = now - this.#lastLineAt >= this.#intervalMs;
+    if (due && this.#count === 0) {
+      this.#lastLineAt = now;
+      this.#log.log(this.#level, line);
+      return;
+    }
+    this.#count++;
+    this.#summary = summary;
+    if (due) this.flush();
+    else if (this.#timer === undefined) {
+      const wait = this.#lastLineAt + this.#intervalMs - now;
+      this.#timer = this.#clock.setTimer(() => {
+        this.#timer = undefined;
+        this.flush();
+      }, wait);
+    }
+  }
+
+  /** Writes the summary of the events counted since the last line, if any. */
+  flush(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+    if (this.#count === 0) return;
+    const now = this.#clock.now();
+    const seconds = ((now - this.#lastLineAt) / 1000).toFixed(1);
+    const count = this.#count.toLocaleString("en-US");
+    this.#count = 0;
+    this.#lastLineAt = now;
+    this.#log.log(this.#level, this.#summary(count, seconds));
+  }
+}
+
 /** The stack for the log, never for a client. */
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.stack ?? `${error.name}: ${error.message}`;

@@ -1,10 +1,14 @@
-// Listens, accepts, and owns the connections: one accept loop per listener (backing off on
-// accept errors instead of spinning), one sweeper that enforces every connection's deadline,
-// and the graceful stop (stop accepting, close idle connections, let active ones finish).
+// Listens, accepts, and owns the connections: one accept loop per listener (out of descriptors,
+// refusing with 503 from a spare one; on other accept errors, backing off instead of spinning),
+// one sweeper that enforces every connection's deadline, and the graceful stop (stop accepting,
+// close idle connections, let active ones finish).
 
 import { Connection, ConnState, type Engine } from "./connection.ts";
 import { httpDate } from "./clock.ts";
 import type { ConnectionInfo } from "./environ.ts";
+import { DescriptorReserve, isOutOfDescriptors } from "./fd_reserve.ts";
+import { RateLimitedLog } from "./log.ts";
+import { prepareFileLimit } from "./rlimit.ts";
 import { type Bind, isUnixBind } from "./settings.ts";
 import { listenUnix, removeSocket } from "./unix_socket.ts";
 
@@ -19,6 +23,13 @@ const SWEEP_INTERVAL_MS = 250;
 /** A sweep this late is logged as a blocked event loop. */
 const STALL_LOG_MS = 500;
 const MAX_ACCEPT_BACKOFF_MS = 1000;
+/** A 503 normally waits this long for the client to close first (see rejectBusy()). */
+const BUSY_LINGER_MS = 1000;
+/**
+ * Out of descriptors, the one spare is lent to each refused connection in turn, so it is held
+ * briefly: long enough to read a request already sent, not to wait on a silent client.
+ */
+const SHED_LINGER_MS = 20;
 /** On a graceful stop, how long a connection that has sent nothing yet may take to. */
 const FRESH_CONNECTION_GRACE_MS = 1000;
 
@@ -72,10 +83,17 @@ export class Server {
   #closing = false;
   #lastSweep = 0;
   #emptied: (() => void) | null = null;
+  readonly #reserve = new DescriptorReserve();
+  readonly #overCapacityLog: RateLimitedLog;
+  readonly #acceptFailureLog: RateLimitedLog;
+  readonly #sheddingLog: RateLimitedLog;
 
   constructor(engine: Engine, admission: Admission = UNLIMITED) {
     this.engine = engine;
     this.#admission = admission;
+    this.#overCapacityLog = new RateLimitedLog(engine.errorLog, "warning");
+    this.#acceptFailureLog = new RateLimitedLog(engine.errorLog, "error");
+    this.#sheddingLog = new RateLimitedLog(engine.errorLog, "warning");
   }
 
   /**
@@ -83,6 +101,8 @@ export class Server {
    * path that exists included: clearStaleSocket() decides whether it may be replaced).
    */
   listen(binds: Bind[], options: ListenOptions = {}): Listeners {
+    // Raised to the hard limit, and checked against the admission flags (src/rlimit.ts).
+    prepareFileLimit(this.#admission, this.engine.errorLog);
     const opened: Listeners = { addrs: [], socketPaths: [] };
     const reusePort = options.reusePort ?? false;
     const tls = options.tls ?? null;
@@ -110,6 +130,9 @@ export class Server {
       });
       opened.addrs.push(addr);
     }
+    // Every connection, served or waiting, holds a descriptor; one is kept spare for refusing
+    // connections once none is left (src/fd_reserve.ts).
+    this.#reserve.take();
     return opened;
   }
 
@@ -186,8 +209,17 @@ export class Server {
     }
     clearInterval(this.#sweeper);
     await Promise.all(this.#acceptLoops);
+    this.#releaseDescriptors();
     for (const path of this.#socketPaths.splice(0)) removeSocket(path);
     this.engine.accessLog?.flush();
+  }
+
+  /** Gives the spare back and writes the summaries still counted. */
+  #releaseDescriptors(): void {
+    this.#reserve.release();
+    this.#overCapacityLog.flush();
+    this.#acceptFailureLog.flush();
+    this.#sheddingLog.flush();
   }
 
   async #acceptLoop(listening: Listening): Promise<void> {
@@ -199,14 +231,56 @@ export class Server {
         backoff = 0;
       } catch (error) {
         if (this.#closing || error instanceof Deno.errors.BadResource) return;
-        // EMFILE and the like: wait and retry rather than spin (Go's net/http does the same).
+        if (isOutOfDescriptors(error) && (await this.#shed(listening, error))) continue;
+        // No spare, or another error: wait and retry rather than spin (Go's net/http does the
+        // same), and take the spare back as soon as a descriptor is free again.
         backoff = Math.min(Math.max(5, backoff * 2), MAX_ACCEPT_BACKOFF_MS);
-        this.engine.errorLog.error(`Accept failed, retrying in ${backoff} ms: ${error}`);
+        this.#acceptFailureLog.note(
+          `Accept failed, retrying in ${backoff} ms: ${error}`,
+          (count, seconds) =>
+            `Accept failed ${count} more times in the last ${seconds} s, retrying in up to ` +
+            `${backoff} ms: ${error}`,
+        );
         await new Promise((resolve) => setTimeout(resolve, backoff));
+        this.#reserve.take();
         continue;
       }
       this.#admit(conn, listening);
     }
+  }
+
+  /**
+   * Out of descriptors, the connection that could not be accepted is still queued: the spare
+   * is given up so that it can be, it is told 503, and the spare is taken back once it is
+   * closed. One connection at a time, each waited for, so this cannot spin. False when there
+   * was no spare to give (the caller backs off).
+   */
+  async #shed(listening: Listening, cause: unknown): Promise<boolean> {
+    if (!this.#reserve.release()) return false;
+    try {
+      const conn = await listening.listener.accept();
+      this.#sheddingLog.note(
+        `Out of file descriptors (${cause}): 503 from the spare descriptor; raise the ` +
+          "open-file limit or lower --max-connections/--max-pending",
+        (count, seconds) =>
+          `Out of file descriptors: 503 sent to ${count} more connections in the last ` +
+          `${seconds} s`,
+      );
+      await rejectBusy(conn, SHED_LINGER_MS);
+    } catch (error) {
+      // The spare went elsewhere before accept() took it (EMFILE again), or the listener
+      // closed: the caller's loop sees the same on its next accept().
+      if (!(error instanceof Deno.errors.BadResource) && !this.#closing) {
+        this.#acceptFailureLog.note(
+          `Accept failed with the spare descriptor given up: ${error}`,
+          (count, seconds) =>
+            `Accept failed ${count} more times in the last ${seconds} s: ${error}`,
+        );
+      }
+    }
+    // Taken back only if still serving; a failure here leaves the backoff path to retry.
+    if (!this.#closing) return this.#reserve.take();
+    return true;
   }
 
   /**
@@ -220,10 +294,13 @@ export class Server {
       this.#pending.push({ conn, listening });
       return;
     }
-    this.engine.errorLog.warning(
-      `Over capacity (${this.#connections.size} open, ${this.#pending.length} waiting): 503`,
+    const state = `${this.#connections.size} open, ${this.#pending.length} waiting`;
+    this.#overCapacityLog.note(
+      `Over capacity (${state}): 503`,
+      (count, seconds) =>
+        `Over capacity (${state}): 503 sent to ${count} more connections in the last ${seconds} s`,
     );
-    rejectBusy(conn);
+    rejectBusy(conn, BUSY_LINGER_MS);
   }
 
   #start(conn: Deno.Conn, listening: Listening): void {
@@ -258,7 +335,7 @@ export class Server {
     const now = Date.now();
     this.#noticeStall(now);
     for (const connection of this.#connections) {
-      if (connection.expired(now)) connection.expire();
+      if (connection.expired(now)) connection.expire(now);
     }
   }
 }
@@ -275,23 +352,24 @@ const BUSY_BODY = "Service Unavailable\n";
 
 /**
  * 503 for a connection the server has no room for. The request is read and dropped after the
- * answer (for at most a second) so that closing does not reset the connection under it.
+ * answer (for at most `lingerMs`) so that closing does not reset the connection under it.
+ * Resolves once the connection is closed; never rejects.
  */
-function rejectBusy(conn: Deno.Conn): void {
+function rejectBusy(conn: Deno.Conn, lingerMs: number): Promise<void> {
   const response = new TextEncoder().encode(
     `HTTP/1.1 503 Service Unavailable\r\nDate: ${httpDate()}\r\nRetry-After: 1\r\n` +
       `Content-Type: text/plain\r\nContent-Length: ${BUSY_BODY.length}\r\n` +
       `Connection: close\r\n\r\n${BUSY_BODY}`,
   );
-  const timer = setTimeout(() => closeQuietly(conn), 1000);
-  (async () => {
+  const timer = setTimeout(() => closeQuietly(conn), lingerMs);
+  return (async () => {
     try {
       await conn.write(response);
       await conn.closeWrite();
       const sink = new Uint8Array(4096);
       while ((await conn.read(sink)) !== null);
     } catch {
-      // The client went first; nothing to tell it.
+      // The client went first, or the linger ran out; nothing to tell it.
     } finally {
       clearTimeout(timer);
       closeQuietly(conn);

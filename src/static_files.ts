@@ -2,9 +2,10 @@
 // Content-Type by extension, ETag / Last-Modified and 304s, single byte ranges (206, 416), and
 // bodies streamed from disk. No request reaches a file outside the root: `..` segments,
 // backslashes and NUL are refused (400), and every path is resolved (symlinks included) and
-// checked to be inside the root before anything is opened (404 otherwise).
+// checked to be inside the root before anything is opened (404 otherwise). Dotfiles (`.env`,
+// `.git/`) are not served unless asked for; `/.well-known/` is (see isHidden()).
 
-import { extname, join, resolve, sep } from "node:path";
+import { extname, join, relative, resolve, sep } from "node:path";
 import type { App, Body, Environ, StartResponse } from "./types.ts";
 
 /** Options for staticFiles(). */
@@ -15,6 +16,12 @@ export interface StaticFilesOptions {
   chunkSize?: number;
   /** Extra or overriding Content-Types by extension: `{ ".ts": "text/plain" }`. */
   contentTypes?: Record<string, string>;
+  /**
+   * "deny" (the default): a path with a segment starting with "." is 404, whether it is named
+   * in the request or reached through a symlink; `/.well-known/` is served all the same.
+   * "allow": dotfiles are files like any other.
+   */
+  dotfiles?: "deny" | "allow";
 }
 
 const UTF8 = "; charset=utf-8";
@@ -66,6 +73,14 @@ export function staticFiles(root: string, options: StaticFilesOptions = {}): App
   const index = options.index ?? "index.html";
   const chunkSize = options.chunkSize ?? 64 * 1024;
   const types = { ...CONTENT_TYPES, ...options.contentTypes };
+  const dotfiles = options.dotfiles ?? "deny";
+  if (dotfiles !== "deny" && dotfiles !== "allow") {
+    // "ignore" (Express's word) or a typo must not silently serve `.env`.
+    throw new TypeError(
+      `staticFiles(): dotfiles is "deny" or "allow", not ${JSON.stringify(dotfiles)}`,
+    );
+  }
+  const hideDotfiles = dotfiles === "deny";
   return async (environ, startResponse) => {
     const method = environ.REQUEST_METHOD;
     if (method !== "GET" && method !== "HEAD") {
@@ -73,8 +88,13 @@ export function staticFiles(root: string, options: StaticFilesOptions = {}): App
     }
     const segments = segmentsOf(environ.PATH_INFO);
     if (segments === null) return plain(startResponse, "400 Bad Request");
+    if (hideDotfiles && isHidden(segments)) return plain(startResponse, "404 Not Found");
     const path = await findFile(rootPath, segments, index);
     if (path === null) return plain(startResponse, "404 Not Found");
+    // A symlink without a dot in its name may still lead into `.git/`.
+    if (hideDotfiles && isHidden(relative(rootPath, path).split(sep))) {
+      return plain(startResponse, "404 Not Found");
+    }
     const file = await Deno.open(path, { read: true });
     try {
       const info = await file.stat();
@@ -113,6 +133,22 @@ export function segmentsOf(pathInfo: string): string[] | null {
   }
   return segments;
 }
+
+/**
+ * Whether a path under the root (its segments) is a dotfile or inside a dot-directory, which
+ * is how `.env`, `.git/`, `.htpasswd` and editor leftovers are kept when a project folder is
+ * served. `/.well-known/` (RFC 8615) is the exception: it exists to be fetched (ACME http-01
+ * challenges, security.txt), and a 404 there breaks certificate renewal in a way that is hard
+ * to trace; dot-names inside it are still hidden. (Express's serve-static makes no such
+ * exception: there, `.well-known` needs `dotfiles: "allow"`.)
+ */
+export function isHidden(segments: string[]): boolean {
+  return segments.some((segment, i) =>
+    segment.startsWith(".") && !(i === 0 && segment === WELL_KNOWN)
+  );
+}
+
+const WELL_KNOWN = ".well-known";
 
 /** The real path of the file to serve, or null: missing, not a file, or outside the root. */
 async function findFile(root: string, segments: string[], index: string): Promise<string | null> {

@@ -251,6 +251,88 @@ Deno.test("staticFiles() streams a large file in chunks and closes it when the c
   });
 });
 
-Deno.test("staticFiles() refuses a root that is not a directory", () => {
+Deno.test("staticFiles() refuses a root that is not a directory, and an unknown dotfiles value", () => {
   assert.throws(() => staticFiles("/no/such/dir"), /is not a directory/);
+  // deno-lint-ignore no-explicit-any
+  assert.throws(() => staticFiles(".", { dotfiles: "ignore" as any }), /"deny" or "allow"/);
+});
+
+const DOT_SECRET = "DB_PASSWORD=hunter2";
+
+/** A root holding dotfiles and dot-directories, a link to one, and a `.well-known/`. */
+async function withDotfiles(fn: (root: string) => Promise<void>): Promise<void> {
+  const root = await Deno.makeTempDir({ prefix: "tsgi_dotfiles_" });
+  try {
+    for (const dir of [".git", "sub/.hidden", ".well-known", "sub/.well-known", ".private"]) {
+      await Deno.mkdir(join(root, dir), { recursive: true });
+    }
+    await Deno.writeTextFile(join(root, ".env"), DOT_SECRET);
+    await Deno.writeTextFile(join(root, ".git", "config"), DOT_SECRET);
+    await Deno.writeTextFile(join(root, "sub", ".hidden", "x"), DOT_SECRET);
+    await Deno.writeTextFile(join(root, ".private", "index.html"), DOT_SECRET);
+    await Deno.writeTextFile(join(root, ".well-known", ".secret"), DOT_SECRET);
+    await Deno.writeTextFile(join(root, "sub", ".well-known", "x"), DOT_SECRET);
+    await Deno.writeTextFile(join(root, ".well-known", "security.txt"), "Contact: a@b.c");
+    await Deno.writeTextFile(join(root, "visible.txt"), "visible");
+    await Deno.symlink(join(root, ".env"), join(root, "env-link.txt"));
+    await Deno.symlink(join(root, ".git"), join(root, "git-link"));
+    await fn(root);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+Deno.test("staticFiles() answers 404 for dotfiles and dot-directories, however they are reached", async () => {
+  const hidden = [
+    "/.env",
+    "/%2eenv",
+    "/%2Eenv",
+    "/./.env",
+    "//.env",
+    "/sub/./../.env", // 400: `..` is refused before anything else
+    "/.git/config",
+    "/.git/",
+    "/.git",
+    "/%2egit/config",
+    "/sub/.hidden/x",
+    "/sub/.hidden/",
+    "/.private/",
+    "/.private",
+    "/env-link.txt",
+    "/git-link/config",
+    "/.well-known/.secret",
+    "/sub/.well-known/x",
+    "/.missing",
+  ];
+  await withDotfiles(async (root) => {
+    await withServer(staticFiles(root), async ({ port }) => {
+      for (const target of hidden) {
+        for (const method of ["GET", "HEAD"]) {
+          const { out, response } = await request(port, target, "", method);
+          const expected = target.includes("..") ? 400 : 404;
+          assert.equal(response.status, expected, `${method} ${target}`);
+          assert.ok(!out.includes(DOT_SECRET), `${method} ${target} leaked a dotfile`);
+        }
+      }
+      assert.equal((await request(port, "/visible.txt")).response.body, "visible");
+      const wellKnown = (await request(port, "/.well-known/security.txt")).response;
+      assert.equal(wellKnown.status, 200, "/.well-known/ at the root is served");
+      assert.equal(wellKnown.body, "Contact: a@b.c");
+    });
+  });
+});
+
+Deno.test('staticFiles({ dotfiles: "allow" }) serves dotfiles like any other file', async () => {
+  await withDotfiles(async (root) => {
+    await withServer(staticFiles(root, { dotfiles: "allow" }), async ({ port }) => {
+      for (
+        const target of ["/.env", "/.git/config", "/sub/.hidden/x", "/env-link.txt", "/.private/"]
+      ) {
+        const { response } = await request(port, target);
+        assert.equal(response.status, 200, target);
+        assert.equal(response.body, DOT_SECRET, target);
+      }
+      assert.equal((await request(port, "/.well-known/security.txt")).response.status, 200);
+    });
+  });
 });
