@@ -152,11 +152,11 @@ class Gatherer {
     this.#length = need;
   }
 
+  /**
+   * The bytes gathered, as a view. Room grown and not filled is left as it is: untouched pages
+   * cost nothing, while shrinking the buffer would make the runtime clear (and so commit) them.
+   */
   bytes(): Uint8Array {
-    if (this.#resizable !== null) {
-      this.#resizable.resize(this.#length);
-      return new Uint8Array(this.#resizable);
-    }
     return this.#bytes.subarray(0, this.#length);
   }
 

@@ -63,6 +63,11 @@ export class RequestInput extends ByteInput {
   #continuePending: boolean;
   #done = false;
   #failure: Error | null = null;
+  /**
+   * Whether the body arrives fast enough for reads of their own: until a read brings a good
+   * amount, a client that only declared a large length costs no memory beyond the buffer.
+   */
+  #flowing = false;
   /** Where small chunks are gathered into one piece, reused from read to read. */
   #gatherScratch: Uint8Array | null = null;
 
@@ -136,20 +141,24 @@ export class RequestInput extends ByteInput {
 
   async #nextFixed(max: number): Promise<Uint8Array> {
     const source = this.#source;
-    if (source.start === source.end && this.#remaining >= DIRECT_READ_MIN) {
+    if (source.start === source.end && this.#remaining >= DIRECT_READ_MIN && this.#flowing) {
       // A large body skips the buffer: one copy (the kernel's) instead of two, into memory of
       // its own that is handed out in pieces, so one read serves several of the app's.
       const dest = new Uint8Array(Math.min(this.#remaining, DIRECT_READ_MAX));
       const n = await source.readInto(dest);
       if (n === null) throw new ClientGoneError();
       if (n > 0) {
+        this.#flowing = n >= DIRECT_READ_MIN;
         this.#remaining -= n;
         if (this.#remaining === 0) this.#done = true;
         if (n > max) this.keep(dest.subarray(max, n));
         return dest.subarray(0, Math.min(n, max));
       }
     }
-    if (source.start === source.end && !(await source.fill())) throw new ClientGoneError();
+    if (source.start === source.end) {
+      if (!(await source.fill())) throw new ClientGoneError();
+      this.#flowing = source.end - source.start >= DIRECT_READ_MIN;
+    }
     const n = Math.min(this.#remaining, source.end - source.start, max);
     const piece = source.buf.slice(source.start, source.start + n);
     source.start += n;
