@@ -53,12 +53,17 @@ export const enum ConnState {
   Active,
   /** The response is done; the body the app left unread is being read and dropped. */
   Draining,
+  /** An answer that closes the connection was sent; what the client still sends is dropped. */
+  Lingering,
   Closed,
 }
 
 const BODY_READ_BUFFER = 64 * 1024;
 /** An unread body up to this size is read and dropped to keep the connection; past it, close. */
 const DRAIN_LIMIT = 256 * 1024;
+/** How long, and how much, a closing connection reads and drops after an error answer. */
+const LINGER_MS = 2000;
+const LINGER_BYTES = 256 * 1024;
 const encoder = new TextEncoder();
 const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
 
@@ -89,6 +94,8 @@ export class Connection implements ClosePolicy {
   #bodyClock: TransferClock | null = null;
   /** Fails the body read in progress, when its clock runs out. */
   #cancelBodyWait: ((error: Error) => void) | null = null;
+  /** The connection closes on an answer the client may still be sending to: close gently. */
+  #lingering = false;
   /** The current request's disconnect signal, made on demand. */
   #abort: AbortController | null = null;
   readonly #signal = () => this.requestSignal();
@@ -119,6 +126,7 @@ export class Connection implements ClosePolicy {
         if (!reusable) break;
       }
       if (this.state !== ConnState.Closed) await this.#out.flush();
+      if (this.#lingering && this.state !== ConnState.Closed) await this.#linger();
     } catch (error) {
       if (!(error instanceof WriteFailedError)) {
         this.#engine.errorLog.error("Connection failed", error);
@@ -126,6 +134,29 @@ export class Connection implements ClosePolicy {
     } finally {
       this.close();
       this.#releaseBuffers();
+    }
+  }
+
+  /**
+   * RFC 9112 §9.6: closing both ways while the client still sends would reset the connection
+   * and could destroy the answer before it is read. So: write side first, then read and drop
+   * what comes, for LINGER_MS and LINGER_BYTES at most (the sweeper holds the deadline).
+   */
+  async #linger(): Promise<void> {
+    if (this.#readAhead !== null || this.#directRead || this.#ended) return;
+    try {
+      await this.#conn.closeWrite();
+    } catch {
+      return;
+    }
+    this.state = ConnState.Lingering;
+    this.deadline = coarseNow() + LINGER_MS;
+    let dropped = 0;
+    while (dropped < LINGER_BYTES && this.state === ConnState.Lingering) {
+      this.start = this.end = 0;
+      const n = await this.#readSocket(this.#wholeView);
+      if (n === null) return;
+      dropped += n;
     }
   }
 
@@ -365,6 +396,7 @@ export class Connection implements ClosePolicy {
   /** Answers a malformed request with its status and closes: the stream cannot be trusted. */
   async #refuse(error: HttpError): Promise<void> {
     this.state = ConnState.Active;
+    this.#lingering = true;
     this.#engine.errorLog.info(`${error.status} ${error.message} from ${this.info.remoteAddr}`);
     const response = new ResponseWriter(this.#out, "GET", 1, false);
     response.writeErrorResponse(error.status, true);
@@ -523,6 +555,7 @@ export class Connection implements ClosePolicy {
     else log.error("App raised an exception", error);
     // A body error means the stream is out of step; after our own 500 it is still in step.
     const closeAfter = error instanceof HttpError;
+    this.#lingering ||= closeAfter && !(error instanceof BodyTimeoutError);
     if (response.writeErrorResponse(status, closeAfter)) return undefined;
     log.error("Response aborted: the app failed after its head was sent");
     response.keepAlive = false;
@@ -543,11 +576,13 @@ export class Connection implements ClosePolicy {
     this.state = ConnState.Draining;
     this.deadline = coarseNow() + this.#engine.drainTimeoutMs;
     const reusable = canFinishInput(input) && await input.drain(DRAIN_LIMIT);
+    this.#lingering = !reusable;
     if (!reusable) await this.#out.flush();
     return reusable;
   }
 
   #serveError(head: RequestHead, error: HttpError, began: number): Promise<boolean> {
+    this.#lingering = true;
     this.#engine.errorLog.info(`${error.status} ${error.message} from ${this.info.remoteAddr}`);
     const response = new ResponseWriter(this.#out, head.method, head.minor, false);
     response.writeErrorResponse(error.status, true);

@@ -131,7 +131,9 @@ function headersOf(environ: Environ): Record<string, string> {
 /** scheme://host/path?query, the path being SCRIPT_NAME + PATH_INFO. */
 function urlOf(environ: Environ): string {
   const scheme = environ["tsgi.url_scheme"];
-  const host = (environ.HTTP_HOST as string | undefined) ?? serverAuthority(environ);
+  // An empty Host (legal, RFC 9110 §7.2) must not leave "http:///…": the URL parser would
+  // take the path's first segment for the host.
+  const host = (environ.HTTP_HOST as string | undefined) || serverAuthority(environ);
   return `${scheme}://${host}${targetOf(environ)}`;
 }
 

@@ -30,12 +30,6 @@ export const TCHAR: Uint8Array = table((c) =>
 );
 
 /**
- * method = token (RFC 9110 §9.1), less "#": no registered method has it, and a peer that reads
- * it as a fragment start sees another method (gunicorn refuses it since 22.0).
- */
-export const METHOD_CHAR: Uint8Array = table((c) => TCHAR[c] === 1 && c !== 0x23);
-
-/**
  * field-vchar = VCHAR / obs-text; field-value = *field-content, with SP and HTAB inside
  * (RFC 9110 §5.5). Everything else — CR, LF, NUL and the other controls, DEL — is refused,
  * which is what keeps a header value from ending a line early (response splitting).
@@ -49,6 +43,16 @@ export const FIELD_CHAR: Uint8Array = table((c) =>
  * controls, no obs-text: a raw byte above 0x7e in a URI is a client bug or an attack.
  */
 export const TARGET_CHAR: Uint8Array = table((c) => c >= 0x21 && c <= 0x7e);
+
+/**
+ * reg-name = *( unreserved / pct-encoded / sub-delims ) (RFC 3986 §3.2.2), as Host's uri-host
+ * spells a name (RFC 9110 §7.2); "%" (pct-encoded) is checked with its two HEXDIGs apart.
+ * Less ",": legal in a reg-name, but no DNS name or address holds one, and it is what two Host
+ * lines look like once an intermediary has joined them as a list (RFC 9110 §5.3).
+ */
+export const REG_NAME_CHAR: Uint8Array = table((c) =>
+  isAlpha(c) || isDigit(c) || "-._~!$&'()*+;=".includes(String.fromCharCode(c))
+);
 
 /** HEXDIG, for chunk-size (RFC 9112 §7.1); the value is the digit's worth, or 255. */
 export const HEX_VALUE: Uint8Array = (() => {

@@ -285,3 +285,21 @@ Deno.test("CVE-2023-39326 (Go): ChunkedDecoder.decode() bounds extensions across
   const delivered = (outcome[0] as ParsedRequest).body.length;
   ok(delivered < 100, `delivered ${delivered} bytes of data for ${delivered * 61} of extensions`);
 });
+
+Deno.test("CVE-2012-4520 (Django): parseRequestHead() refuses userinfo in Host and in the target", () => {
+  // Host poisoning: links built from `user:pw@evil.example` point at evil.example.
+  refused("GET / HTTP/1.1\r\nHost: user:pw@evil.example\r\n\r\n", 400);
+  refused("GET / HTTP/1.1\r\nHost: good.example@evil.example\r\n\r\n", 400);
+  refused(`GET http://good.example@evil.example/ HTTP/1.1\r\n${H}\r\n`, 400);
+});
+
+Deno.test("Host confusion: parseRequestHead() refuses a Host two readers can read two ways", () => {
+  // Two Host lines joined by a proxy, a path or a query a lax reader keeps, a padded port.
+  for (const host of ["a.example, evil.example", "a.example,evil.example", "evil.example/a"]) {
+    refused(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`, 400);
+  }
+  for (const host of ["evil.example?.a.example", "evil.example#.a.example", "a.example:80 x"]) {
+    refused(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`, 400);
+  }
+  refused("GET / HTTP/1.1\r\nHost: a.example\r\nHost: evil.example\r\n\r\n", 400);
+});

@@ -338,3 +338,15 @@ Deno.test("toFetchHandler(toTsgiApp(hono)) round-trips a Hono app under Deno.ser
     await cookies.body?.cancel();
   });
 });
+
+Deno.test("toTsgiApp(): an empty Host gives the server's address, not the path's first segment", async () => {
+  const app = toTsgiApp((request) => new Response(new URL(request.url).host));
+  await withServer(app, async ({ port }) => {
+    const wire = await rawExchange(port, [
+      "GET /evil.example/x HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n",
+    ]);
+    const [response] = parseResponses(wire);
+    assert.equal(response.status, 200);
+    assert.equal(response.body, `127.0.0.1:${port}`);
+  });
+});

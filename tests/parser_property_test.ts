@@ -15,8 +15,8 @@ const DIGITS = "0123456789";
 const ALPHA = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /** tchar (RFC 9110 §5.6.2). */
 const TCHARS = "!#$%&'*+-.^_`|~" + DIGITS + ALPHA;
-/** Methods: tchar without "#" (refused by gunicorn; see parser_test.ts) and without "_". */
-const METHOD_CHARS = "!$%&'*+-.^`|~" + DIGITS + ALPHA;
+/** Methods: tchar (RFC 9110 §9.1), less "_". */
+const METHOD_CHARS = "!#$%&'*+-.^`|~" + DIGITS + ALPHA;
 /** A safe path alphabet: unreserved, sub-delims, ":", "@", "/", "?", "%". */
 const PATH_CHARS = ALPHA + DIGITS + "-._~!$&'()*+,;=:@/?%";
 /** field-vchar = VCHAR / obs-text. */
@@ -74,7 +74,14 @@ const request: fc.Arbitrary<Generated> = fc.record({
   absolute: fc.boolean(),
   minor: fc.constantFrom(0, 1),
   headers: fc.array(fc.tuple(headerName, headerValue), { maxLength: 6 }),
-  host: word(ALPHA + DIGITS + ".:-", 0, 15),
+  // Host = uri-host [ ":" port ] (RFC 9110 §7.2), or empty: a reg-name and maybe a port here.
+  host: fc.oneof(
+    fc.constant(""),
+    fc.tuple(
+      word(ALPHA + DIGITS + ".-", 1, 12),
+      fc.option(fc.integer({ min: 0, max: 65535 }), { nil: undefined }),
+    ).map(([name, port]) => port === undefined ? name : `${name}:${port}`),
+  ),
   hostAt: fc.nat(),
   contentType: fc.option(word(ALPHA + "/+-", 1, 10), { nil: undefined }),
   connection: fc.constantFrom(

@@ -49,13 +49,36 @@ export interface RefResult {
   consumed: number;
 }
 
-// RFC 9110 §5.6.2: tchar; methods also refuse "#" (docs/http.md, gunicorn 22).
+// RFC 9110 §5.6.2: tchar; a method is a token (§9.1), "#" included.
 const TOKEN = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+";
-const METHOD = "[!$%&'*+\\-.^_`|~0-9A-Za-z]+";
 /** RFC 9110 §5.5: field-vchar / SP / HTAB, obs-text included; never CR, LF, NUL or DEL. */
 const FIELD_VALUE = "[\\t\\x20-\\x7e\\x80-\\xff]*";
-const REQUEST_LINE = new RegExp(`^(${METHOD}) ([\\x21-\\x7e]+) (HTTP/[0-9]\\.[0-9])$`);
+const REQUEST_LINE = new RegExp(`^(${TOKEN}) ([\\x21-\\x7e]+) (HTTP/[0-9]\\.[0-9])$`);
 const FIELD_LINE = new RegExp(`^(${TOKEN}):(${FIELD_VALUE})$`);
+/** RFC 9112 §2.3: every HTTP/1.x request line ends in its version; HTTP/0.9's does not. */
+const VERSIONED = / HTTP\/[0-9]\.[0-9]$/;
+
+// Host = uri-host [ ":" port ] (RFC 9110 §7.2), uri-host from RFC 3986 §3.2.2, rule by rule.
+const H16 = "[0-9A-Fa-f]{1,4}";
+const DEC_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9][0-9]|[0-9])";
+const IPV4 = `${DEC_OCTET}(?:\\.${DEC_OCTET}){3}`;
+const LS32 = `(?:${H16}:${H16}|${IPV4})`;
+const upTo = (n: number) => `(?:(?:${H16}:){0,${n}}${H16})?`;
+const IPV6 = [
+  `(?:${H16}:){6}${LS32}`,
+  `::(?:${H16}:){5}${LS32}`,
+  `${upTo(0)}::(?:${H16}:){4}${LS32}`,
+  `${upTo(1)}::(?:${H16}:){3}${LS32}`,
+  `${upTo(2)}::(?:${H16}:){2}${LS32}`,
+  `${upTo(3)}::${H16}:${LS32}`,
+  `${upTo(4)}::${LS32}`,
+  `${upTo(5)}::${H16}`,
+  `${upTo(6)}::`,
+].join("|");
+const IPVFUTURE = "[vV][0-9A-Fa-f]+\\.[A-Za-z0-9\\-._~!$&'()*+,;=:]+";
+/** reg-name, less "," (docs/http.md: a joined list of Host lines), and never empty here. */
+const REG_NAME = "(?:[A-Za-z0-9\\-._~!$&'()*+;=]|%[0-9A-Fa-f]{2})+";
+const HOST = new RegExp(`^(?:\\[(?:${IPV6}|${IPVFUTURE})\\]|${REG_NAME})(?::([0-9]{1,5}))?$`);
 /** chunk-size [ BWS ";" ext ] — the extension is any field text, bounded in total. */
 const CHUNK_LINE = /^([0-9A-Fa-f]+)(?:([ \t]*);([\t\x20-\x7e\x80-\xff]*))?$/;
 const MAX_LEADING_BLANK_LINES = 16;
@@ -99,6 +122,14 @@ export function referenceDecode(s: string, limits: RefLimits = DEFAULT_REF_LIMIT
       if (/(^|[^\r])\n/.test(s.slice(pos))) {
         return result({ kind: "error", status: 400, reason: "bare LF" });
       }
+      // A whole request line is judged at once: too long, or without a version (HTTP/0.9).
+      const lineEnd = s.indexOf("\r\n", start);
+      if (lineEnd > start) {
+        const refusal = checkRequestLine(s.slice(start, lineEnd), limits);
+        if (refusal) {
+          return result({ kind: "error", status: refusal.status, reason: refusal.reason });
+        }
+      }
       return result({ kind: "incomplete", where: "head" });
     }
     const head = parseHead(s.slice(start, headEnd), limits);
@@ -140,12 +171,25 @@ export function referenceDecode(s: string, limits: RefLimits = DEFAULT_REF_LIMIT
   return result({ kind: "ok" });
 }
 
+function checkRequestLine(line: string, limits: RefLimits): Refusal | undefined {
+  if (line.length > limits.requestLine) return new Refusal(414, "request line");
+  if (!VERSIONED.test(line)) return new Refusal(400, "no version");
+  return undefined;
+}
+
+/** Host's value: empty, or a host (not empty) and a port no higher than 65535. */
+function isHost(value: string): boolean {
+  const host = HOST.exec(value);
+  return host !== null && (host[1] === undefined || Number(host[1]) <= 65535);
+}
+
 /** A complete head without its final CRLF CRLF. */
 function parseHead(text: string, limits: RefLimits): Head | Refusal {
   const lines = text.split("\r\n");
   // RFC 9112 §2.2: CRLF only. A bare LF or CR anywhere is refused (CVE-2019-16785 and kin).
   if (lines.some((line) => line.includes("\n"))) return new Refusal(400, "bare LF");
-  if (lines[0].length > limits.requestLine) return new Refusal(414, "request line");
+  const lineRefusal = checkRequestLine(lines[0], limits);
+  if (lineRefusal) return lineRefusal;
   for (const line of lines.slice(1)) {
     if (line.length > limits.fieldSize) return new Refusal(431, "field size");
   }
@@ -166,6 +210,9 @@ function parseHead(text: string, limits: RefLimits): Head | Refusal {
   const formOk = target.startsWith("/") || /^https?:\/\//i.test(target) ||
     (target === "*" && method === "OPTIONS");
   if (!formOk) return new Refusal(400, "target form");
+  // RFC 9110 §4.2.1, §4.2.4: an absolute-form authority is a host, no userinfo.
+  const authority = /^https?:\/\/([^/?]*)/i.exec(target)?.[1];
+  if (authority !== undefined && !isHost(authority)) return new Refusal(400, "target authority");
 
   const values = new Map<string, string[]>();
   for (const line of lines.slice(1)) {
@@ -184,8 +231,11 @@ function parseHead(text: string, limits: RefLimits): Head | Refusal {
   if (all("expect").some((v) => v.toLowerCase() !== "100-continue")) {
     return new Refusal(417, "Expect");
   }
-  const hosts = all("host").length;
-  if (hosts > 1 || (hosts === 0 && minor === 1)) return new Refusal(400, "Host");
+  const hosts = all("host");
+  if (hosts.length > 1 || (hosts.length === 0 && minor === 1)) return new Refusal(400, "Host");
+  if (hosts.length === 1 && hosts[0] !== "" && !isHost(hosts[0])) {
+    return new Refusal(400, "Host syntax");
+  }
 
   const options = all("connection").flatMap((v) => v.split(",")).map((o) =>
     trimOws(o).toLowerCase()
