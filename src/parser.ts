@@ -27,12 +27,15 @@ export interface HeadLimits {
   fields: number;
   /** Longest header field line in bytes; longer is 431. */
   fieldSize: number;
+  /** Largest whole head in bytes, request line through the blank line; larger is 431. */
+  head: number;
 }
 
 export const DEFAULT_HEAD_LIMITS: Readonly<HeadLimits> = {
   requestLine: 8190,
   fields: 100,
   fieldSize: 8190,
+  head: 64 * 1024,
 };
 
 /** How the request's body is delimited (RFC 9112 §6.3). */
@@ -88,7 +91,11 @@ export class HeadScanner {
   scan(buf: Uint8Array, start: number, end: number, limits: HeadLimits): number | HttpError {
     let i = start + this.#scanned;
     let lineStart = start + this.#lineStart;
-    for (; i < end; i++) {
+    // The whole head is bounded too: 100 fields of 8 KiB each would otherwise be 800 KiB a
+    // connection. Byte-exact, so that how the head was split never changes the answer.
+    const cap = start + limits.head;
+    const stop = end < cap ? end : cap;
+    for (; i < stop; i++) {
       if (buf[i] !== LF) continue;
       const crlf = i > lineStart && buf[i - 1] === CR;
       const lineLength = i - lineStart - (crlf ? 1 : 0);
@@ -116,6 +123,11 @@ export class HeadScanner {
         this.#lines++;
       }
       lineStart = i + 1;
+    }
+    if (end > cap) {
+      // A line already too long says so, as it would have at any split of the same bytes.
+      return this.#checkPartialLine(cap - lineStart, limits) ??
+        new HttpError(431, "Request head too large");
     }
     this.#scanned = end - start;
     this.#lineStart = lineStart - start;

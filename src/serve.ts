@@ -48,6 +48,7 @@ export function serve(app: App, options: ServeOptions = {}): ServerHandle {
       requestLine: config.limitRequestLine,
       fields: config.limitRequestFields,
       fieldSize: config.limitRequestFieldSize,
+      head: config.limitRequestHead,
     },
     maxBodySize: config.maxBodySize,
     keepAliveMs: config.keepAlive * 1000,

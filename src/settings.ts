@@ -25,6 +25,7 @@ export interface Config {
   limitRequestLine: number;
   limitRequestFields: number;
   limitRequestFieldSize: number;
+  limitRequestHead: number;
   maxBodySize: number;
   accessLog: string;
   accessLogFormat: "text" | "json";
@@ -159,6 +160,15 @@ export const SETTINGS: readonly Setting[] = [
     default: "8190",
     help: "Longest header field line; longer is answered 431.",
     parse: positiveInteger,
+  },
+  {
+    key: "limitRequestHead",
+    flag: "limit-request-head",
+    metavar: "BYTES",
+    default: "65536",
+    help: "Largest whole request head, request line through the blank line (suffixes K, M " +
+      "allowed); larger is answered 431.",
+    parse: parseSize,
   },
   {
     key: "maxBodySize",

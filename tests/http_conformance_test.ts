@@ -160,3 +160,8 @@ Deno.test("an error answer survives a client still sending: the server half-clos
     }
   }, { maxBodySize: 1024 });
 });
+
+Deno.test("a head over --limit-request-head (64 KiB) gets 431, though each line is in bounds", async () => {
+  const fields = Array.from({ length: 90 }, (_, i) => `X-${i}: ${"v".repeat(1000)}\r\n`).join("");
+  await assertRefused(`GET / HTTP/1.1\r\nHost: h\r\n${fields}\r\n`, 431);
+});

@@ -400,7 +400,7 @@ const VALID: Case[] = [
   {
     name: "parseRequestHead() applies smaller configured limits",
     raw: withFields("X: 12345"),
-    opts: { limits: { requestLine: 14, fields: 2, fieldSize: 8 } },
+    opts: { limits: { requestLine: 14, fields: 2, fieldSize: 8, head: 64 } },
     expect: [req("GET", "/", ["HTTP_HOST", "h", "HTTP_X", "12345"])],
   },
 ];
@@ -841,9 +841,27 @@ const MALFORMED: Case[] = [
     expect: [{ incomplete: "head" }],
   },
   {
+    name: "HeadScanner.scan() refuses a head over --limit-request-head with 431, however split",
+    raw: withFields("X-A: " + "a".repeat(20), "X-B: " + "b".repeat(20)),
+    opts: { limits: { ...DEFAULT_HEAD_LIMITS, head: 64 } },
+    expect: [err(431)],
+  },
+  {
+    name: "HeadScanner.scan() refuses a head that has not ended by --limit-request-head",
+    raw: "GET / HTTP/1.1\r\nHost: h\r\nX-A: " + "a".repeat(80),
+    opts: { limits: { ...DEFAULT_HEAD_LIMITS, head: 64 } },
+    expect: [err(431)],
+  },
+  {
+    name: "HeadScanner.scan() takes a head exactly --limit-request-head long",
+    raw: "GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+    opts: { limits: { ...DEFAULT_HEAD_LIMITS, head: 27 } },
+    expect: [req("GET", "/", ["HTTP_HOST", "h"])],
+  },
+  {
     name: "HeadScanner.scan() refuses a too-long versionless line as too long",
     raw: "GET /" + "a".repeat(30) + "\r\n",
-    opts: { limits: { requestLine: 20, fields: 100, fieldSize: 8190 } },
+    opts: { limits: { ...DEFAULT_HEAD_LIMITS, requestLine: 20 } },
     expect: [err(414)],
   },
 ];
@@ -863,7 +881,7 @@ for (const c of [...VALID, ...CHUNKED_VALID, ...MALFORMED]) {
 Deno.test({
   name: "HeadScanner.scan() refuses a long line then a bare LF with one status however split",
   fn() {
-    const limits: HeadLimits = { requestLine: 20, fields: 100, fieldSize: 8190 };
+    const limits: HeadLimits = { ...DEFAULT_HEAD_LIMITS, requestLine: 20 };
     const raw = bytes("GET /" + "a".repeat(30) + "\n");
     deepStrictEqual(parseSplit(raw, [25], { limits }), parseSplit(raw, [], { limits }));
   },

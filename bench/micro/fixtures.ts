@@ -51,7 +51,7 @@ export function pipelined(request: Uint8Array, n: number): Uint8Array {
 export function engineFor(app: App): Engine {
   return {
     app,
-    limits: { requestLine: 8190, fields: 100, fieldSize: 8190 },
+    limits: { requestLine: 8190, fields: 100, fieldSize: 8190, head: 65536 },
     maxBodySize: 1 << 30,
     keepAliveMs: 5000,
     headerTimeoutMs: 10000,

@@ -2,7 +2,7 @@
 import { HeadScanner, parseRequestHead } from "../../src/parser.ts";
 import { HEAVY_REQUEST, SMALL_REQUEST } from "./fixtures.ts";
 
-const limits = { requestLine: 8190, fields: 100, fieldSize: 8190 };
+const limits = { requestLine: 8190, fields: 100, fieldSize: 8190, head: 65536 };
 const scanner = new HeadScanner();
 
 function scanAndParse(request: Uint8Array) {

@@ -29,6 +29,7 @@ export const SMALL_LIMITS: Readonly<RefLimits> = {
   requestLine: 48,
   fields: 5,
   fieldSize: 40,
+  head: 512,
   maxBody: 24,
 };
 
@@ -43,7 +44,12 @@ export function checkInput(
 ): string | undefined {
   const began = performance.now();
   const opts = {
-    limits: { requestLine: limits.requestLine, fields: limits.fields, fieldSize: limits.fieldSize },
+    limits: {
+      requestLine: limits.requestLine,
+      fields: limits.fields,
+      fieldSize: limits.fieldSize,
+      head: limits.head,
+    },
     maxBody: limits.maxBody,
   };
   let trace: Trace;

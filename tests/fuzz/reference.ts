@@ -9,6 +9,8 @@ export interface RefLimits {
   requestLine: number;
   fields: number;
   fieldSize: number;
+  /** Largest head, counted from its first byte (blank lines before it included). */
+  head: number;
   /** Largest decoded chunked body; 0 for none. */
   maxBody: number;
 }
@@ -17,6 +19,7 @@ export const DEFAULT_REF_LIMITS: Readonly<RefLimits> = {
   requestLine: 8190,
   fields: 100,
   fieldSize: 8190,
+  head: 65536,
   maxBody: 0,
 };
 
@@ -117,6 +120,13 @@ export function referenceDecode(s: string, limits: RefLimits = DEFAULT_REF_LIMIT
       }
     }
     const headEnd = s.indexOf("\r\n\r\n", start);
+    // Past the head limit nothing after it is looked at: what came before may still be wrong.
+    const limitEnd = pos + limits.head;
+    if (headEnd < 0 ? s.length > limitEnd : headEnd + 4 > limitEnd) {
+      const before = referenceDecode(s.slice(pos, limitEnd), { ...limits, head: Infinity });
+      if (before.end.kind === "error") return result(before.end);
+      return result({ kind: "error", status: 431, reason: "head too large" });
+    }
     if (headEnd < 0 || (s[start] === "\n")) {
       // An LF that is not part of a CRLF already condemns the stream; else wait for more.
       if (/(^|[^\r])\n/.test(s.slice(pos))) {
