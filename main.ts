@@ -3,9 +3,9 @@
 // cost.
 if (import.meta.main) {
   if (Deno.env.get("TSGI_ROLE") === "child") {
-    const { runChildFromEnv } = await import("./src/isolate_child.ts");
+    const { runChildFromEnv } = await import("./src/isolate/child.ts");
     Deno.exit(await runChildFromEnv());
   }
-  const { main } = await import("./src/cli.ts");
+  const { main } = await import("./src/cli/cli.ts");
   Deno.exit(await main(Deno.args));
 }

@@ -9,17 +9,17 @@ export type {
   FetchApp,
   Input,
   StartResponse,
-} from "./src/types.ts";
-export { serve, type ServeOptions, type ServerHandle } from "./src/serve.ts";
+} from "./src/tsgi/types.ts";
+export { serve, type ServeOptions, type ServerHandle } from "./src/server/serve.ts";
 export {
   type FetchHandler,
   type FetchHandlerOptions,
   type FetchInfo,
   toFetchHandler,
   toTsgiApp,
-} from "./src/fetch_adapter.ts";
-export { type Rule, validate, ValidationError } from "./src/validate.ts";
-export { mount } from "./src/mount.ts";
-export { staticFiles, type StaticFilesOptions } from "./src/static_files.ts";
-export { HttpError } from "./src/errors.ts";
-export type { Config } from "./src/settings.ts";
+} from "./src/app/fetch/to_tsgi.ts";
+export { type Rule, validate, ValidationError } from "./src/app/validate.ts";
+export { mount } from "./src/app/mount.ts";
+export { staticFiles, type StaticFilesOptions } from "./src/app/static_files.ts";
+export { HttpError } from "./src/http/errors.ts";
+export type { Config } from "./src/cli/settings.ts";

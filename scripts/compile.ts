@@ -11,13 +11,13 @@
 import { basename, extname, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { AppLoadError, loadApp, parseAppSpec } from "../src/app_loader.ts";
+import { AppLoadError, loadApp, parseAppSpec } from "../src/app/loader.ts";
 
 /** What `deno compile` is given besides the entry: all permissions, SO_REUSEPORT. */
 export const COMPILE_FLAGS = ["-A", "--unstable-net"];
 
 const USAGE = "Usage: deno task compile APP [--name NAME] [--out DIR] [--entry-only]";
-const CLI = fileURLToPath(new URL("../src/cli.ts", import.meta.url));
+const CLI = fileURLToPath(new URL("../src/cli/cli.ts", import.meta.url));
 
 /** The binary's name for an app spec: the app file's name without its extension. */
 export function binaryName(spec: string): string {

@@ -1,7 +1,7 @@
 // Writes docs/settings.md from the settings table (src/settings.ts), so the reference page can
 // never drift from the flags: `deno task docs`. tests/settings_doc_test.ts checks it is current.
 
-import { SETTINGS } from "../src/settings.ts";
+import { SETTINGS } from "../src/cli/settings.ts";
 
 /** The page's Markdown, generated. */
 export function settingsMarkdown(): string {

@@ -1,6 +1,6 @@
 // The whole engine per request — scan, parse, environ, app, response head, write — over a
 // fake socket, so the figure is the engine's own cost without the kernel's.
-import { Connection } from "../../src/connection.ts";
+import { Connection } from "../../src/server/connection.ts";
 import {
   CONNECTION_INFO,
   engineFor,

@@ -1,9 +1,9 @@
 // Requests and a loopback-free connection for the micro-benchmarks: the engine is driven
 // through its real code with a fake socket, so only its own cost is measured.
 
-import { type Engine } from "../../src/connection.ts";
-import { ErrorLog } from "../../src/log.ts";
-import type { App } from "../../src/types.ts";
+import { type Engine } from "../../src/server/connection.ts";
+import { ErrorLog } from "../../src/server/log.ts";
+import type { App } from "../../src/tsgi/types.ts";
 
 const encoder = new TextEncoder();
 

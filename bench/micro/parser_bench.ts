@@ -1,5 +1,5 @@
 // Requests parsed per second: `deno bench -A bench/micro/` (or `deno task bench:micro`).
-import { HeadScanner, parseRequestHead } from "../../src/parser.ts";
+import { HeadScanner, parseRequestHead } from "../../src/http/parser.ts";
 import { HEAVY_REQUEST, SMALL_REQUEST } from "./fixtures.ts";
 
 const limits = { requestLine: 8190, fields: 100, fieldSize: 8190, head: 65536 };

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@3";
-import type { App } from "../../src/types.ts";
+import type { App } from "../../src/tsgi/types.ts";
 import { waitFor, withServer } from "../support/server.ts";
 import { latin1, loadCorpus, show } from "./corpus.ts";
 import { build, recipeArbitrary, seedPool } from "./fuzz.ts";

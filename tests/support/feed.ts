@@ -4,8 +4,8 @@
 // run unsplit and then cut at every byte boundary: the outcome must never depend on the cuts.
 
 import { deepStrictEqual } from "node:assert/strict";
-import { HttpError } from "../../src/errors.ts";
-import { ChunkedDecoder } from "../../src/chunked.ts";
+import { HttpError } from "../../src/http/errors.ts";
+import { ChunkedDecoder } from "../../src/http/chunked.ts";
 import {
   BodyKind,
   decodeLatin1,
@@ -14,7 +14,7 @@ import {
   HeadScanner,
   parseRequestHead,
   type RequestHead,
-} from "../../src/parser.ts";
+} from "../../src/http/parser.ts";
 
 /** One request as the parser delivered it; `body` is its decoded body as Latin-1. */
 export interface ParsedRequest {

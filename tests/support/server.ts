@@ -1,10 +1,10 @@
 // Test support: a real tsgi server on port 0 in this process, with its logs captured, and
 // real clients — raw TCP for exact bytes, fetch for ordinary use.
 
-import { ErrorLog, type Sink } from "../../src/log.ts";
-import { serve, type ServeOptions, type ServerHandle } from "../../src/serve.ts";
-import type { App } from "../../src/types.ts";
-import { validate } from "../../src/validate.ts";
+import { ErrorLog, type Sink } from "../../src/server/log.ts";
+import { serve, type ServeOptions, type ServerHandle } from "../../src/server/serve.ts";
+import type { App } from "../../src/tsgi/types.ts";
+import { validate } from "../../src/app/validate.ts";
 
 /** A sink that keeps what is written, for asserting on log lines. */
 export class MemorySink implements Sink {

@@ -1,0 +1,360 @@
+// Fetch apps on TSGI: `toTsgiApp` turns a `(Request) => Response` handler, or an object with
+// `fetch()` (a Hono app, a `deno serve` module), into a TSGI app: environ -> Request with its
+// body streamed from tsgi.input, Response -> startResponse + a body streamed out chunk by chunk.
+// The other direction, TSGI app -> fetch handler, is fetch_handler.ts.
+
+import { HttpError, reasonPhrase } from "../../http/errors.ts";
+import { percentDecodePath } from "../../tsgi/environ.ts";
+import { headerNameOf } from "../../http/field_names.ts";
+import type { App, Body, Chunk, Environ, FetchApp, Input } from "../../tsgi/types.ts";
+
+import { HOP_BY_HOP } from "../../http/grammar.ts";
+
+export { type FetchHandlerOptions, toFetchHandler } from "./to_fetch.ts";
+
+/** What a fetch handler gets besides the Request: the peer, as `Deno.serve` gives it. */
+export interface FetchInfo {
+  remoteAddr: { transport: "tcp"; hostname: string; port: number };
+}
+
+/** `(request) => response`, the shape `Deno.serve` and workers take. */
+export type FetchHandler = (
+  request: Request,
+  info: FetchInfo,
+) => Response | Promise<Response>;
+
+/** The server's disconnect signal, when the server offers one (connection.ts). */
+type SignalSource = () => AbortSignal;
+
+/**
+ * Wraps a fetch handler, or an object with `fetch()`, as a TSGI app.
+ *
+ * ```ts
+ * import { Hono } from "npm:hono@4";
+ * import { serve, toTsgiApp } from "../../mod.ts";
+ * const hono = new Hono().get("/", (c) => c.text("hi"));
+ * serve(toTsgiApp(hono), { bind: [{ hostname: "127.0.0.1", port: 8000 }] });
+ * ```
+ */
+export function toTsgiApp(handler: FetchHandler | FetchApp): App {
+  const fetch: FetchHandler = typeof handler === "function"
+    ? handler
+    : (request, info) => handler.fetch(request, info);
+  return async (environ, startResponse) => {
+    const input = hasBody(environ) ? new InputStream(environ["tsgi.input"]) : null;
+    const request = requestFromEnviron(environ, input?.stream);
+    const response = await fetch(request, infoOf(environ));
+    // A body the app could not read (413, a client gone) decides the answer, whatever the app
+    // made of it: frameworks turn such errors into their own 500.
+    if (input?.failure !== undefined) throw input.failure;
+    const fixed = fixedResponse(response);
+    if (fixed !== null) {
+      startResponse(statusLineOf(response), fixed.headers);
+      return [fixed.body];
+    }
+    startResponse(statusLineOf(response), [...responseHeaders(response.headers)]);
+    return await bodyOf(response, environ["tsgi.server.signal"] as SignalSource | undefined);
+  };
+}
+
+/**
+ * The Request an environ describes: method, URL (scheme, Host, SCRIPT_NAME + PATH_INFO, query),
+ * headers, and `body` (by default streamed from `tsgi.input`). Its `signal` aborts when the
+ * client goes away, if the server provides `tsgi.server.signal`. Throws HttpError(400) for a
+ * request that no Request can describe (an invalid Host) and HttpError(405) for the methods
+ * fetch forbids (CONNECT, TRACE, TRACK).
+ */
+export function requestFromEnviron(
+  environ: Environ,
+  body?: ReadableStream<Uint8Array>,
+): Request {
+  const method = environ.REQUEST_METHOD;
+  const init: RequestInit & { duplex?: string } = { method, headers: headersOf(environ) };
+  if (hasBody(environ)) {
+    init.body = body ?? new InputStream(environ["tsgi.input"]).stream;
+    init.duplex = "half";
+  }
+  const signal = environ["tsgi.server.signal"];
+  let request: Request;
+  try {
+    request = typeof signal === "function"
+      ? new ServerRequest(urlOf(environ), init, signal as SignalSource)
+      : new Request(urlOf(environ), init);
+  } catch (error) {
+    if (/method/i.test((error as Error).message)) {
+      throw new HttpError(405, `Method "${method}" cannot be given to a fetch app`);
+    }
+    throw new HttpError(400, "Request cannot be expressed as a URL and headers");
+  }
+  return request;
+}
+
+/**
+ * A Request whose `signal` is the server's disconnect signal, asked for only when read:
+ * watching for a disconnect keeps a read in flight, which most requests never need.
+ */
+class ServerRequest extends Request {
+  readonly #source: SignalSource;
+  #signal: AbortSignal | undefined;
+
+  constructor(url: string, init: RequestInit, source: SignalSource) {
+    super(url, init);
+    this.#source = source;
+  }
+
+  override get signal(): AbortSignal {
+    return (this.#signal ??= this.#source());
+  }
+}
+
+function hasBody(environ: Environ): boolean {
+  const method = environ.REQUEST_METHOD;
+  if (method === "GET" || method === "HEAD") return false;
+  const length = environ.CONTENT_LENGTH;
+  if (length !== undefined) return length !== "0";
+  return environ.HTTP_TRANSFER_ENCODING !== undefined;
+}
+
+/** The headers as a record: the Request takes it without iterating (a Headers is iterated). */
+function headersOf(environ: Environ): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const key in environ) {
+    if (key.charCodeAt(0) === 0x48 /* H */ && key.startsWith("HTTP_")) {
+      headers[headerNameOf(key)] = environ[key] as string;
+    }
+  }
+  if (environ.CONTENT_TYPE !== undefined) headers["content-type"] = environ.CONTENT_TYPE;
+  if (environ.CONTENT_LENGTH !== undefined) headers["content-length"] = environ.CONTENT_LENGTH;
+  return headers;
+}
+
+/** scheme://host/path?query, the path being SCRIPT_NAME + PATH_INFO. */
+function urlOf(environ: Environ): string {
+  const scheme = environ["tsgi.url_scheme"];
+  // An empty Host (legal, RFC 9110 §7.2) must not leave "http:///…": the URL parser would
+  // take the path's first segment for the host.
+  const host = (environ.HTTP_HOST as string | undefined) || serverAuthority(environ);
+  return `${scheme}://${host}${targetOf(environ)}`;
+}
+
+function serverAuthority(environ: Environ): string {
+  const name = environ.SERVER_NAME;
+  return `${name.includes(":") ? `[${name}]` : name}:${environ.SERVER_PORT}`;
+}
+
+/**
+ * The path and query. The raw target keeps the client's encoding (`%2F` stays `%2F`), so it
+ * is used whenever it still names SCRIPT_NAME + PATH_INFO; middleware that rewrote the path
+ * (a router, a rewrite) gets the path re-encoded from the environ instead.
+ */
+function targetOf(environ: Environ): string {
+  const raw = environ.RAW_URI;
+  const path = environ.SCRIPT_NAME + environ.PATH_INFO;
+  const pathStart = raw.charCodeAt(0) === 0x2f ? 0 : raw.indexOf("/", raw.indexOf("//") + 2);
+  if (pathStart >= 0) {
+    const q = raw.indexOf("?", pathStart);
+    const rawPath = q < 0 ? raw.slice(pathStart) : raw.slice(pathStart, q);
+    if (rawPath === path || (rawPath.includes("%") && percentDecodePath(rawPath) === path)) {
+      return pathStart === 0 ? raw : raw.slice(pathStart);
+    }
+  }
+  const query = environ.QUERY_STRING;
+  return encodePath(path) + (query === "" ? "" : "?" + query);
+}
+
+function encodePath(path: string): string {
+  const encoded = encodeURI(path).replaceAll("?", "%3F").replaceAll("#", "%23");
+  return encoded.charCodeAt(0) === 0x2f ? encoded : "/" + encoded;
+}
+
+function infoOf(environ: Environ): FetchInfo {
+  return {
+    remoteAddr: {
+      transport: "tcp",
+      hostname: environ.REMOTE_ADDR,
+      port: Number(environ.REMOTE_PORT),
+    },
+  };
+}
+
+/** `tsgi.input` as the ReadableStream a Request body is, read only as the app pulls. */
+class InputStream {
+  readonly stream: ReadableStream<Uint8Array>;
+  /** Why reading the body failed, if it did. */
+  failure: unknown = undefined;
+
+  constructor(input: Input) {
+    this.stream = new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        try {
+          const bytes = await input.read(INPUT_CHUNK);
+          if (bytes.length === 0) controller.close();
+          else controller.enqueue(bytes);
+        } catch (error) {
+          this.failure = error;
+          controller.error(error);
+        }
+      },
+      // Nothing is read before the app asks: that is what decides 100 Continue.
+    }, { highWaterMark: 0 });
+  }
+}
+
+const INPUT_CHUNK = 64 * 1024;
+
+function statusLineOf(response: Response): string {
+  return `${response.status} ${response.statusText || reasonPhrase(response.status)}`;
+}
+
+function* responseHeaders(headers: Headers): Iterable<[string, string]> {
+  for (const [name, value] of headers) {
+    if (HOP_BY_HOP.has(name)) continue;
+    // Joined, Set-Cookie values would break (their dates hold commas): each goes on its own.
+    if (name === "set-cookie") continue;
+    yield [name, value];
+  }
+  for (const cookie of headers.getSetCookie()) yield ["set-cookie", cookie];
+}
+
+/** The runtime's own marks on a Response made from a string or bytes and no headers. */
+interface FixedMarks {
+  status: symbol;
+  body: symbol;
+  headerKind: symbol;
+  contentType: symbol;
+  consumed: symbol;
+}
+
+let fixedMarks: FixedMarks | null | undefined;
+
+/**
+ * `new Response("text")` and `Response.json(x)` — most responses of most apps — are kept by
+ * Deno as the string or bytes plus a content-type kind, and turned into Headers and a stream
+ * only when asked: that is how `Deno.serve` answers them without the cost. Where this runtime
+ * marks a Response so (Deno 2.9, found by symbol description, checked against the public
+ * status), the body is taken as it is; anywhere else, or for any other Response, the public
+ * path is used. Not touching `headers` or `body` first matters: reading them drops the marks.
+ */
+function fixedResponse(response: Response): { headers: [string, string][]; body: Chunk } | null {
+  if (fixedMarks === undefined) fixedMarks = findFixedMarks(response);
+  if (fixedMarks === null) return null;
+  const marked = response as unknown as Record<symbol, unknown>;
+  const status = marked[fixedMarks.status];
+  const body = marked[fixedMarks.body];
+  if (status !== response.status || marked[fixedMarks.consumed] !== false) return null;
+  if (typeof body !== "string" && !(body instanceof Uint8Array)) return null;
+  const kind = marked[fixedMarks.headerKind];
+  if (kind === 0) return { headers: [], body };
+  if (kind === 1) return { headers: [["content-type", "text/plain;charset=UTF-8"]], body };
+  const contentType = marked[fixedMarks.contentType];
+  if (kind === 2 && typeof contentType === "string") {
+    return { headers: [["content-type", contentType]], body };
+  }
+  return null;
+}
+
+function findFixedMarks(response: Response): FixedMarks | null {
+  const byName = new Map<string, symbol>();
+  for (const symbol of Object.getOwnPropertySymbols(response)) {
+    if (symbol.description) byName.set(symbol.description, symbol);
+  }
+  const status = byName.get("serve fast status");
+  const body = byName.get("serve fast body");
+  const headerKind = byName.get("serve fast header kind");
+  const contentType = byName.get("serve fast content type");
+  const consumed = byName.get("serve fast consumed");
+  if (!status || !body || !headerKind || !contentType || !consumed) return null;
+  return { status, body, headerKind, contentType, consumed };
+}
+
+/** A body Deno made from a string or bytes delivers within a few microtasks; I/O cannot. */
+const FIXED_BODY_TICKS = 8;
+const PENDING = Symbol("pending");
+
+/**
+ * The Response's body as a TSGI body. A body that is all there (a string, JSON, bytes) comes
+ * back as one chunk in an array, so the server sends it with a Content-Length in one write;
+ * any other is streamed, chunk by chunk, and its close() cancels the Response's stream.
+ */
+async function bodyOf(response: Response, signal: SignalSource | undefined): Promise<Body> {
+  const stream = response.body;
+  if (stream === null) return [];
+  const body = new ResponseBody(stream.getReader(), signal);
+  const first = await body.read();
+  if (first.done) return [];
+  const next = body.reader.read();
+  const after = await settledWithin(next, FIXED_BODY_TICKS);
+  if (after !== PENDING && after.done) return [first.value];
+  body.start(first.value, next);
+  return body;
+}
+
+/** The value of `promise` if it settles within `ticks` microtasks; PENDING otherwise. */
+async function settledWithin<T>(promise: Promise<T>, ticks: number): Promise<T | typeof PENDING> {
+  let result: T | typeof PENDING = PENDING;
+  promise.then((value) => (result = value), () => {});
+  for (let i = 0; i < ticks && result === PENDING; i++) await null;
+  return result;
+}
+
+type ReadResult = ReadableStreamReadResult<Uint8Array>;
+
+/** A streamed Response body; watches for the client leaving once a read has to wait. */
+class ResponseBody implements AsyncIterable<Uint8Array> {
+  readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #signal: SignalSource | undefined;
+  #first: Uint8Array | null = null;
+  #next: Promise<ReadResult> | null = null;
+  #watching = false;
+  #cancelled = false;
+
+  constructor(reader: ReadableStreamDefaultReader<Uint8Array>, signal: SignalSource | undefined) {
+    this.reader = reader;
+    this.#signal = signal;
+  }
+
+  /** Resumes after bodyOf() looked ahead: the chunk it took and the read in flight. */
+  start(first: Uint8Array, next: Promise<ReadResult>): void {
+    this.#first = first;
+    this.#next = next;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    if (this.#first !== null) yield this.#first;
+    this.#first = null;
+    while (true) {
+      const result = await this.read();
+      if (result.done) return;
+      yield result.value;
+    }
+  }
+
+  /**
+   * The next chunk. A read that waits (a stream fed by timers or I/O) starts watching the
+   * client, so that a client gone while the app is silent still cancels the app's stream.
+   */
+  async read(): Promise<ReadResult> {
+    const read = this.#next ?? this.reader.read();
+    this.#next = null;
+    if (!this.#watching && this.#signal !== undefined) {
+      const now = await settledWithin(read, FIXED_BODY_TICKS);
+      if (now !== PENDING) return now;
+      this.#watchClient(this.#signal);
+    }
+    return await read;
+  }
+
+  #watchClient(source: SignalSource): void {
+    this.#watching = true;
+    const signal = source();
+    if (signal.aborted) this.close();
+    else signal.addEventListener("abort", () => this.close(), { once: true });
+  }
+
+  /** Cancels the app's stream (its `cancel()` runs: Hono's `onAbort`); once is enough. */
+  close(): void {
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    this.reader.cancel().catch(() => {});
+  }
+}

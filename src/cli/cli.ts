@@ -1,0 +1,339 @@
+// The command line: parses flags from the settings table, merges them over a config file
+// (src/config_file.ts), loads the app, serves it, and turns SIGINT/SIGTERM into a graceful
+// stop. Usage errors are one line and exit status 2.
+
+import { relative, sep as SEP } from "node:path";
+import { parseArgs } from "node:util";
+import { AppLoadError, loadApp, parseAppSpec, preloadApp } from "../app/loader.ts";
+import { findDenoJsonConfig, formatConfig, loadConfigFile } from "./config_file.ts";
+import { WORKER_ENV } from "../pool/control.ts";
+import { type IsolatedApp, isolatedApp } from "../isolate/executor.ts";
+import { CHILD_ROLE, runChild } from "../isolate/child.ts";
+import { ErrorLog } from "../server/log.ts";
+import { runMaster } from "../pool/master.ts";
+import { setEntryModule } from "../process/reexec.ts";
+import { watchedFolder, watchSources } from "./reload.ts";
+import { loadTls, serve, urlOf } from "../server/serve.ts";
+import { type Config, ConfigError, defaultConfig, isUnixBind, SETTINGS } from "./settings.ts";
+import { clearStaleSocket } from "../server/unix_socket.ts";
+import { VERSION } from "./version.ts";
+import { runWorker } from "../pool/worker.ts";
+
+const USAGE = "Usage: tsgi APP [options]   (APP: path/to/app.ts or path/to/app.ts:name)";
+
+/** The flags of the command itself, beside the settings: they have no config-file key. */
+const COMMAND_FLAGS: readonly {
+  flag: string;
+  short?: string;
+  metavar: string;
+  help: string;
+}[] = [
+  {
+    flag: "config",
+    short: "c",
+    metavar: "FILE",
+    help: "Settings from a file: a module whose default export is an object keyed by the " +
+      "settings' config keys (plus app), a JSON file, or a deno.json's \"tsgi\" section. " +
+      'Flags override it. Without --config, a "tsgi" section in ./deno.json is used.',
+  },
+  {
+    flag: "print-config",
+    metavar: "",
+    help: "Print the merged settings (defaults, file, flags) as JSON and exit.",
+  },
+  {
+    flag: "check-config",
+    metavar: "",
+    help: "Load the settings and the app, then exit: 0 if both are good, 2 with the reason.",
+  },
+  { flag: "help", short: "h", metavar: "", help: "Show this help and exit." },
+  { flag: "version", metavar: "", help: "Show the version and exit." },
+];
+
+/** What the command line says, before any config file is read. */
+export interface CommandLine {
+  action: "help" | "version" | "serve" | "print-config" | "check-config";
+  /** The APP argument, if given. */
+  app?: string;
+  /** --config FILE, if given. */
+  configFile?: string;
+  /** The settings given as flags, validated. */
+  flags: Partial<Config>;
+}
+
+/** What to do, with every setting resolved: defaults, then the config file, then flags. */
+export interface Command {
+  action: "serve" | "print-config" | "check-config";
+  /** The app spec: APP, the built-in app, or the config file's `app`. */
+  app?: string;
+  config: Config;
+  /** The config file the settings came from, if any. */
+  source?: string;
+}
+
+/** Parses argv; throws ConfigError with a one-line message for anything wrong. */
+export function parseCommandLine(args: string[]): CommandLine {
+  const options: Record<
+    string,
+    { type: "string" | "boolean"; short?: string; multiple?: boolean }
+  > = {};
+  for (const c of COMMAND_FLAGS) {
+    options[c.flag] = { type: c.metavar === "" ? "boolean" : "string" };
+    if (c.short) options[c.flag].short = c.short;
+  }
+  for (const s of SETTINGS) {
+    options[s.flag] = { type: s.boolean ? "boolean" : "string", multiple: s.multiple === true };
+    if (s.short) options[s.flag].short = s.short;
+  }
+
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new ConfigError(shortParseError(error));
+  }
+  const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  if (values.help) return { action: "help", flags: {} };
+  if (values.version) return { action: "version", flags: {} };
+  if (values["print-config"] && values["check-config"]) {
+    throw new ConfigError("--print-config and --check-config: give one or the other");
+  }
+  if (parsed.positionals.length > 1) {
+    throw new ConfigError(
+      `expected one APP, got ${parsed.positionals.length}: ${parsed.positionals.join(" ")}`,
+    );
+  }
+  const flags: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    const raw = values[s.flag];
+    if (raw === undefined) continue;
+    if (typeof raw === "boolean") flags[s.key] = raw;
+    else {flags[s.key] = Array.isArray(raw)
+        ? raw.map((r) => s.parse(r, s.flag))
+        : s.parse(raw as string, s.flag);}
+  }
+  return {
+    action: values["print-config"]
+      ? "print-config"
+      : values["check-config"]
+      ? "check-config"
+      : "serve",
+    app: parsed.positionals[0],
+    configFile: values.config as string | undefined,
+    flags: flags as Partial<Config>,
+  };
+}
+
+/**
+ * Merges the defaults, the config file (--config FILE, else a "tsgi" section in ./deno.json)
+ * and the flags, in that order. `builtIn` is the spec of an app imported ahead (a compiled
+ * binary): it is the app, and APP may only repeat it.
+ */
+export async function resolveCommand(line: CommandLine, builtIn?: string): Promise<Command> {
+  const source = line.configFile ?? findDenoJsonConfig() ?? undefined;
+  const file = source === undefined ? undefined : await loadConfigFile(source);
+  if (builtIn !== undefined && line.app !== undefined && line.app !== builtIn) {
+    throw new ConfigError(
+      `this program serves its built-in app "${builtIn}": got APP "${line.app}"`,
+    );
+  }
+  const config: Config = { ...defaultConfig(), ...file?.values, ...line.flags };
+  return {
+    action: line.action as Command["action"],
+    app: builtIn ?? line.app ?? file?.app,
+    config,
+    source,
+  };
+}
+
+function shortParseError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  // node's messages add advice about "--" that does not help here.
+  return message.split(". To specify")[0].replace(/^Unknown option/, "unknown option")
+    .replace(/^Option '(.*?)' argument missing/, "option '$1' needs a value");
+}
+
+/** The --help text, generated from the settings table and the command's own flags. */
+export function helpText(): string {
+  const flagLine = (short: string | undefined, flag: string, metavar: string) =>
+    `${short ? `-${short}, ` : "    "}--${flag} ${metavar}`.trimEnd();
+  const lines = [USAGE, "", "Options (in a config file, the key in brackets):"];
+  for (const s of SETTINGS) {
+    const shown = s.boolean ? "" : ` (default: ${s.default === "" ? "none" : s.default})`;
+    lines.push(
+      `  ${flagLine(s.short, s.flag, s.metavar)}  [${s.key}]`,
+      `        ${s.help}${shown}`,
+    );
+  }
+  lines.push("", "Command:");
+  for (const c of COMMAND_FLAGS) {
+    lines.push(`  ${flagLine(c.short, c.flag, c.metavar)}`, `        ${c.help}`);
+  }
+  return lines.join("\n");
+}
+
+/** What a program that embeds the CLI gives it besides argv. */
+export interface MainOptions {
+  /**
+   * The app, imported ahead by the program (scripts/compile.ts generates such a program):
+   * APP is then optional, and workers and isolated children use this module too.
+   */
+  app?: { spec: string; module: object };
+  /** This program's entry module, run again for workers when not compiled (src/reexec.ts). */
+  entry?: string | URL;
+}
+
+/**
+ * Runs the CLI; resolves with the exit status.
+ *
+ * ```ts
+ * import * as hello from "../../apps/hello.ts";
+ * Deno.exit(await main(Deno.args, { app: { spec: "apps/hello.ts", module: hello } }));
+ * ```
+ */
+export async function main(args: string[], options: MainOptions = {}): Promise<number> {
+  if (options.entry !== undefined) setEntryModule(options.entry);
+  if (options.app) preloadApp(options.app.spec, options.app.module);
+  let command: Command;
+  let line: CommandLine;
+  try {
+    line = parseCommandLine(args);
+    if (line.action === "help") {
+      console.log(helpText());
+      return 0;
+    }
+    if (line.action === "version") {
+      console.log(`tsgi ${VERSION} (deno ${Deno.version.deno})`);
+      return 0;
+    }
+    command = await resolveCommand(line, options.app?.spec);
+  } catch (error) {
+    return usageError(error);
+  }
+  if (command.action === "print-config") {
+    console.log(formatConfig(command.app, command.config));
+    return 0;
+  }
+  if (command.app === undefined) {
+    return usageError(new ConfigError("missing APP (e.g. apps/hello.ts)"));
+  }
+  if (command.action === "check-config") return await checkConfig(command.app, command);
+  return await serveCommand(command.app, command.config, args, options.app !== undefined);
+}
+
+function usageError(error: unknown): number {
+  if (!(error instanceof ConfigError || error instanceof AppLoadError)) throw error;
+  console.error(`tsgi: ${error.message}`);
+  if (error instanceof ConfigError) console.error("Run 'tsgi --help' for the options.");
+  return 2;
+}
+
+/** --check-config: the settings are valid already; load the app and the certificate. */
+async function checkConfig(spec: string, command: Command): Promise<number> {
+  let kind;
+  try {
+    kind = (await loadApp(spec, command.config)).kind;
+    loadTls(command.config);
+  } catch (error) {
+    if (!(error instanceof ConfigError || error instanceof AppLoadError)) throw error;
+    console.error(`tsgi: ${error.message}`);
+    return 2;
+  }
+  const from = command.source === undefined ? "" : `, settings from ${command.source}`;
+  console.log(`tsgi: config OK: ${kind} app ${spec}${from}`);
+  return 0;
+}
+
+/** --reload: a master with at least one worker, replacing them when the app's files change. */
+async function reloadCommand(
+  spec: string,
+  config: Config,
+  args: string[],
+  builtIn: boolean,
+): Promise<number> {
+  if (builtIn) {
+    return usageError(
+      new ConfigError("--reload: this program's app is built in; there are no files to watch"),
+    );
+  }
+  if (config.isolate === "request") {
+    return usageError(new ConfigError("--reload cannot be combined with --isolate request yet"));
+  }
+  const folder = watchedFolder(spec);
+  try {
+    Deno.statSync(folder);
+  } catch {
+    return usageError(new AppLoadError(`App file not found: "${parseAppSpec(spec).path}"`));
+  }
+  new ErrorLog(config.logLevel).info(`Reload: watching ${folder} for changes`);
+  const cwd = Deno.cwd();
+  const shown = (path: string) => path.startsWith(cwd + SEP) ? relative(cwd, path) : path;
+  return await runMaster(spec, { ...config, workers: Math.max(1, config.workers) }, args, {
+    watch: (reload) => watchSources(folder, (path) => reload(`${shown(path)} changed`)),
+  });
+}
+
+async function serveCommand(
+  spec: string,
+  config: Config,
+  args: string[],
+  builtIn: boolean,
+): Promise<number> {
+  // A pool: this process is its master, or one of its workers (docs/workers.md).
+  if (Deno.env.get(WORKER_ENV.role) === "worker") return await runWorker(spec, config);
+  // --isolate request: a child that serves one request for its master (docs/isolation.md).
+  if (Deno.env.get(WORKER_ENV.role) === CHILD_ROLE) return await runChild(spec, config);
+  if (config.reload) return await reloadCommand(spec, config, args, builtIn);
+  if (config.workers > 0 && config.isolate === "request") {
+    return usageError(new ConfigError("--isolate request cannot be combined with --workers yet"));
+  }
+  if (config.workers > 0) return await runMaster(spec, config, args);
+  const errorLog = new ErrorLog(config.logLevel);
+  let loaded;
+  try {
+    loaded = await loadApp(spec, config);
+  } catch (error) {
+    return usageError(error);
+  }
+  // The app is loaded here too, so that a broken one is exit status 2 before any child runs.
+  let isolated: IsolatedApp | null = null;
+  if (config.isolate === "request") {
+    isolated = isolatedApp(spec, { ...config, errorLog, args });
+  }
+  let handle;
+  try {
+    for (const bind of config.bind) if (isUnixBind(bind)) await clearStaleSocket(bind.path);
+    handle = serve(isolated ?? loaded.app, { ...config, errorLog });
+  } catch (error) {
+    await isolated?.close();
+    if (error instanceof ConfigError) return usageError(error);
+    console.error(`tsgi: cannot listen: ${error instanceof Error ? error.message : error}`);
+    return 1;
+  }
+  const scheme = config.certfile === "" ? "http" : "https";
+  for (const addr of handle.addrs) console.error(`Listening on ${urlOf(addr, scheme)}`);
+  for (const path of handle.socketPaths) console.error(`Listening on unix:${path}`);
+  errorLog.debug(`Serving ${loaded.kind} app ${loaded.spec}`);
+  await stopOnSignals(handle.shutdown, errorLog);
+  await isolated?.close();
+  return 0;
+}
+
+/** Resolves once a signal has stopped the server; a second signal stops it at once. */
+function stopOnSignals(shutdown: () => Promise<void>, log: ErrorLog): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: Deno.Signal) => () => {
+      if (stopping) {
+        log.warning(`${signal} again: stopping now`);
+        Deno.exit(0);
+      }
+      stopping = true;
+      log.info(`${signal}: stopping gracefully`);
+      shutdown().then(resolve);
+    };
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(signal, onSignal(signal));
+    }
+  });
+}

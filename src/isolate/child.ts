@@ -1,0 +1,247 @@
+// A per-request child of an isolating master (src/isolate.ts, docs/isolation.md). It imports
+// the app, says READY, serves exactly one request that comes as frames on its stdin, sends
+// the response as frames on its stdout, and exits. Its stdout belongs to the protocol: what
+// the app prints with console.log travels in OUTPUT frames, and what goes to stderr (the
+// app's tsgi.errors, uncaught errors) reaches the master's error log line by line.
+
+import { AppLoadError, loadApp, type LoadOptions } from "../app/loader.ts";
+import {
+  decodeJson,
+  decodeText,
+  encodeFrame,
+  encodeJson,
+  fileSink,
+  fileSource,
+  FRAME,
+  FrameError,
+  FrameReader,
+  FrameWriter,
+  type RequestHeadFrame,
+  type ResponseHeadFrame,
+} from "./frames.ts";
+import { describeError } from "../server/log.ts";
+import { ByteInput } from "../tsgi/byte_input.ts";
+import type { App, Body, Chunk, Environ, ErrorStream, StartResponse } from "../tsgi/types.ts";
+
+/** The value of TSGI_ROLE that makes main.ts run as a per-request child. */
+export const CHILD_ROLE = "child";
+
+/** The environment variable that tells a child how to load the app (JSON, a ChildLoad). */
+export const CHILD_LOAD_ENV = "TSGI_CHILD_APP";
+
+/** What a child needs to load the app without parsing a command line. */
+export interface ChildLoad {
+  spec: string;
+  appFactory: boolean;
+  validate: boolean;
+}
+
+/**
+ * main.ts's entry for a child: the app comes from CHILD_LOAD_ENV, so neither the CLI nor the
+ * server is loaded, and the child is ready sooner — its start-up is each request's cost.
+ */
+export async function runChildFromEnv(): Promise<number> {
+  const raw = Deno.env.get(CHILD_LOAD_ENV);
+  if (raw === undefined) {
+    writeStderr(`${CHILD_LOAD_ENV} is not set: a child is started by its master only\n`);
+    return 2;
+  }
+  const load = JSON.parse(raw) as ChildLoad;
+  return await runChild(load.spec, load);
+}
+
+/** Exit status of a child whose app failed (it said so with an ERROR frame first). */
+export const EXIT_APP_FAILED = 1;
+
+const encoder = new TextEncoder();
+const VERSION: readonly [number, number] = Object.freeze([1, 0] as const);
+
+/** Runs as a child: one request, then the exit status. */
+export async function runChild(spec: string, config: LoadOptions): Promise<number> {
+  const out = new FrameWriter(fileSink(Deno.stdout));
+  routeConsole(out);
+  // Ctrl-C reaches the whole process group; stopping is the master's decision, not ours.
+  Deno.addSignalListener("SIGINT", () => {});
+  let app: App;
+  try {
+    app = (await loadApp(spec, config)).app;
+  } catch (error) {
+    const message = error instanceof AppLoadError ? error.message : String(error);
+    writeStderr(`Cannot load the app: ${message}\n`);
+    return 2;
+  }
+  await out.write(encodeFrame(FRAME.READY));
+  const frames = new FrameReader(fileSource(Deno.stdin));
+  const first = await frames.next();
+  // End of stdin before a request: the master no longer needs this spare.
+  if (first === null) return 0;
+  if (first.type !== FRAME.REQUEST_HEAD) {
+    throw new FrameError(`Expected a request head, got frame type ${first.type}`);
+  }
+  const head = decodeJson<RequestHeadFrame>(first);
+  const ok = await serveOne(app, childEnviron(head, frames, out), out);
+  await out.close();
+  return ok ? 0 : EXIT_APP_FAILED;
+}
+
+/** The request's environ, rebuilt from its head, with this process's own tsgi.* keys. */
+function childEnviron(head: RequestHeadFrame, frames: FrameReader, out: FrameWriter): Environ {
+  return {
+    ...head.environ,
+    "tsgi.version": VERSION,
+    "tsgi.url_scheme": head.environ["tsgi.url_scheme"] === "https" ? "https" : "http",
+    "tsgi.input": new FrameInput(head.body, frames, out),
+    "tsgi.errors": stderrStream(),
+    "tsgi.multithread": false,
+    "tsgi.multiprocess": true,
+    "tsgi.run_once": true,
+  } as unknown as Environ;
+}
+
+/**
+ * The request body, read from BODY frames. It asks the master for them (PULL) on the first
+ * read only, so `Expect: 100-continue` is answered only when the app reads, as in the default
+ * mode.
+ */
+class FrameInput extends ByteInput {
+  readonly #frames: FrameReader;
+  readonly #out: FrameWriter;
+  #asked = false;
+  #done: boolean;
+
+  constructor(hasBody: boolean, frames: FrameReader, out: FrameWriter) {
+    super();
+    this.#frames = frames;
+    this.#out = out;
+    this.#done = !hasBody;
+  }
+
+  protected async next(max: number): Promise<Uint8Array | null> {
+    if (!this.#asked && !this.#done) {
+      this.#asked = true;
+      await this.#out.write(encodeFrame(FRAME.PULL));
+    }
+    while (!this.#done) {
+      const frame = await this.#frames.next();
+      if (frame === null) throw new FrameError("The master closed the request body");
+      if (frame.type === FRAME.BODY_END) this.#done = true;
+      else if (frame.type === FRAME.ERROR) throw new Error(decodeText(frame));
+      else if (frame.type !== FRAME.BODY) {
+        throw new FrameError(`Unexpected frame type ${frame.type} in the body`);
+      } else if (frame.payload.length > 0) {
+        if (frame.payload.length <= max) return frame.payload;
+        this.keep(frame.payload.subarray(max));
+        return frame.payload.subarray(0, max);
+      }
+    }
+    return null;
+  }
+}
+
+/**
+ * Calls the app and sends its response as frames. The head goes with the first non-empty
+ * chunk (or at the end), so the app may still replace it with excInfo until then. Returns
+ * false when the app failed; the master has been told with an ERROR frame.
+ */
+async function serveOne(app: App, environ: Environ, out: FrameWriter): Promise<boolean> {
+  let head: ResponseHeadFrame | null = null;
+  let headSent = false;
+  let legacy: Uint8Array[] = [];
+  const sendHead = async () => {
+    if (head === null) throw new Error("App returned a body without startResponse()");
+    headSent = true;
+    await out.write(encodeJson(FRAME.RESPONSE_HEAD, head));
+    for (const bytes of legacy) await out.writeBody(FRAME.RESPONSE_BODY, bytes);
+    legacy = [];
+  };
+  const startResponse: StartResponse = (status, headers, excInfo) => {
+    if (head !== null) {
+      if (excInfo === undefined || excInfo === null) {
+        throw new Error("startResponse() called a second time without excInfo");
+      }
+      if (headSent) throw excInfo;
+    }
+    // The master checks status and headers when it passes them on to the engine.
+    head = { status, headers };
+    return (chunk: Chunk) => {
+      const bytes = toBytes(chunk);
+      if (!headSent) legacy.push(bytes);
+      else out.writeBody(FRAME.RESPONSE_BODY, bytes).catch(() => {});
+    };
+  };
+  let body: Body | undefined;
+  try {
+    body = await app(environ, startResponse);
+    if (typeof body === "string") throw new Error("App returned a string; return [string]");
+    for await (const chunk of body) {
+      const bytes = toBytes(chunk);
+      if (bytes.length === 0) continue;
+      if (!headSent) await sendHead();
+      await out.writeBody(FRAME.RESPONSE_BODY, bytes);
+    }
+    if (!headSent) await sendHead();
+    await out.write(encodeFrame(FRAME.RESPONSE_END));
+    return true;
+  } catch (error) {
+    writeStderr(`App raised an exception\n${describeError(error)}\n`);
+    await out.write(encodeFrame(FRAME.ERROR, encoder.encode(firstLine(error)))).catch(() => {});
+    return false;
+  } finally {
+    closeBody(body);
+  }
+}
+
+/** TSGI.md: a body's close() is called exactly once, however the response ended. */
+function closeBody(body: Body | undefined): void {
+  const close = (body as { close?: unknown } | undefined)?.close;
+  if (typeof close !== "function") return;
+  try {
+    const result = close.call(body);
+    if (result instanceof Promise) result.catch((e) => writeStderr(`close() failed: ${e}\n`));
+  } catch (error) {
+    writeStderr(`Body close() failed\n${describeError(error)}\n`);
+  }
+}
+
+function toBytes(chunk: Chunk): Uint8Array {
+  if (typeof chunk === "string") return encoder.encode(chunk);
+  if (chunk instanceof Uint8Array) return chunk;
+  throw new Error(`Body chunk is ${typeof chunk}, not a string or Uint8Array`);
+}
+
+/** console.log and friends write to stdout, which is the protocol's: send them as OUTPUT. */
+function routeConsole(out: FrameWriter): void {
+  const print = (...args: unknown[]) => {
+    const text = args.map((a) => typeof a === "string" ? a : Deno.inspect(a)).join(" ") + "\n";
+    out.write(encodeFrame(FRAME.OUTPUT, encoder.encode(text))).catch(() => {});
+  };
+  console.log = print;
+  console.info = print;
+  console.debug = print;
+  console.dir = (value: unknown) => print(value);
+  console.table = (value: unknown) => print(value);
+}
+
+/** `tsgi.errors`: raw text to stderr, where the master turns each line into a log line. */
+function stderrStream(): ErrorStream {
+  return {
+    write: (s: string) => writeStderr(String(s)),
+    writelines: (lines: Iterable<string>) => writeStderr([...lines].join("")),
+    flush: () => {},
+  };
+}
+
+function writeStderr(text: string): void {
+  const bytes = encoder.encode(text);
+  try {
+    let done = 0;
+    while (done < bytes.length) done += Deno.stderr.writeSync(bytes.subarray(done));
+  } catch {
+    // The master is gone; nobody is left to read it.
+  }
+}
+
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return message.split("\n")[0];
+}

@@ -1,0 +1,636 @@
+// One client connection: read a head, build the environ, call the app, write the response,
+// and again while keep-alive holds. Its state (idle, reading a head, active, closed) and its
+// deadline are read by the server's sweeper, which is what enforces the timeouts.
+
+import { giveBuffer, takeBuffer } from "./buffer_pool.ts";
+import { coarseNow } from "./clock.ts";
+import { type RateRule, RateVerdict, TransferClock } from "./data_rate.ts";
+import { buildEnviron, type ConnectionInfo, type EnvironDefaults } from "../tsgi/environ.ts";
+import { AppError, HttpError } from "../http/errors.ts";
+import { BodyTimeoutError, ClientGoneError, EMPTY_INPUT, RequestInput } from "../tsgi/input.ts";
+import type { AccessLog, ErrorLog } from "./log.ts";
+import { OutputBuffer, WriteFailedError } from "./output.ts";
+import {
+  BodyKind,
+  type HeadLimits,
+  HeadScanner,
+  parseRequestHead,
+  type RequestHead,
+} from "../http/parser.ts";
+import { applyForwarded, type TrustedProxies } from "./proxy.ts";
+import { type ClosePolicy, ResponseWriter } from "./response.ts";
+import type { App, Body, Environ } from "../tsgi/types.ts";
+
+/** Everything a connection needs from its server, shared by all connections. */
+export interface Engine {
+  app: App;
+  limits: HeadLimits;
+  /** Largest request body in bytes; 0 for no limit. */
+  maxBodySize: number;
+  keepAliveMs: number;
+  headerTimeoutMs: number;
+  /** What a request body must keep up while the app waits for it (--min-body-rate, …). */
+  bodyRate: RateRule;
+  /** What a client must keep up while it reads a response (--min-response-rate, …). */
+  responseRate: RateRule;
+  /** The most time spent reading and dropping a body the app left unread. */
+  drainTimeoutMs: number;
+  errorLog: ErrorLog;
+  accessLog: AccessLog | null;
+  /** Peers whose forwarding headers are believed; null for none. */
+  trustedProxies: TrustedProxies | null;
+  environ: EnvironDefaults;
+  /** Set when the server is stopping: finish the current request, then close. */
+  draining: boolean;
+}
+
+export const enum ConnState {
+  /** Waiting for the first byte of a request. */
+  Idle,
+  /** Some of a head has come in. */
+  ReadingHead,
+  /** A request is being served. */
+  Active,
+  /** The response is done; the body the app left unread is being read and dropped. */
+  Draining,
+  /** An answer that closes the connection was sent; what the client still sends is dropped. */
+  Lingering,
+  Closed,
+}
+
+const BODY_READ_BUFFER = 64 * 1024;
+/** An unread body up to this size is read and dropped to keep the connection; past it, close. */
+const DRAIN_LIMIT = 256 * 1024;
+/** How long, and how much, a closing connection reads and drops after an error answer. */
+const LINGER_MS = 2000;
+const LINGER_BYTES = 256 * 1024;
+const encoder = new TextEncoder();
+const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
+
+export class Connection implements ClosePolicy {
+  buf: Uint8Array = takeBuffer();
+  /** buf as a view of itself, kept so a read into an empty buffer allocates nothing. */
+  #wholeView: Uint8Array = this.buf;
+  start = 0;
+  end = 0;
+  state: ConnState = ConnState.Idle;
+  /** When the current state's time runs out (ms since the epoch); Infinity for none. */
+  deadline: number;
+  readonly info: ConnectionInfo;
+
+  readonly #conn: Deno.Conn;
+  readonly #engine: Engine;
+  readonly #out: OutputBuffer;
+  readonly #scanner = new HeadScanner();
+  #requests = 0;
+  #readAhead: Promise<void> | null = null;
+  /** A fill() or readInto() read is in flight: its end-of-stream is the signal's too. */
+  #directRead = false;
+  /** The peer closed its side, or the socket failed: no more bytes will come. */
+  #ended = false;
+  /** The current request's body, while it is being served. */
+  #input: RequestInput | null = null;
+  /** The current request body's clock, from its head until the next request's. */
+  #bodyClock: TransferClock | null = null;
+  /** Fails the body read in progress, when its clock runs out. */
+  #cancelBodyWait: ((error: Error) => void) | null = null;
+  /** The connection closes on an answer the client may still be sending to: close gently. */
+  #lingering = false;
+  /** The current request's disconnect signal, made on demand. */
+  #abort: AbortController | null = null;
+  readonly #signal = () => this.requestSignal();
+
+  constructor(conn: Deno.Conn, engine: Engine, info: ConnectionInfo) {
+    this.#conn = conn;
+    this.#engine = engine;
+    this.info = info;
+    this.#out = new OutputBuffer(conn, engine.responseRate);
+    this.deadline = coarseNow() + engine.headerTimeoutMs;
+  }
+
+  /** Serves requests until the connection ends. Never throws. */
+  async run(): Promise<void> {
+    try {
+      while (this.state !== ConnState.Closed) {
+        this.#bodyClock = null;
+        // A head already in the buffer (pipelining) is served without waiting on anything.
+        const buffered = this.#bufferedHead();
+        const head = buffered === undefined ? await this.#readHead() : buffered;
+        if (head === null) break;
+        if (head instanceof HttpError) {
+          await this.#refuse(head);
+          break;
+        }
+        let reusable = this.#serve(head);
+        if (reusable instanceof Promise) reusable = await reusable;
+        if (!reusable) break;
+      }
+      if (this.state !== ConnState.Closed) await this.#out.flush();
+      if (this.#lingering && this.state !== ConnState.Closed) await this.#linger();
+    } catch (error) {
+      if (!(error instanceof WriteFailedError)) {
+        this.#engine.errorLog.error("Connection failed", error);
+      }
+    } finally {
+      this.close();
+      this.#releaseBuffers();
+    }
+  }
+
+  /**
+   * RFC 9112 §9.6: closing both ways while the client still sends would reset the connection
+   * and could destroy the answer before it is read. So: write side first, then read and drop
+   * what comes, for LINGER_MS and LINGER_BYTES at most (the sweeper holds the deadline).
+   */
+  async #linger(): Promise<void> {
+    if (this.#readAhead !== null || this.#directRead || this.#ended) return;
+    try {
+      await this.#conn.closeWrite();
+    } catch {
+      return;
+    }
+    this.state = ConnState.Lingering;
+    this.deadline = coarseNow() + LINGER_MS;
+    let dropped = 0;
+    while (dropped < LINGER_BYTES && this.state === ConnState.Lingering) {
+      this.start = this.end = 0;
+      const n = await this.#readSocket(this.#wholeView);
+      if (n === null) return;
+      dropped += n;
+    }
+  }
+
+  /** Back to the pool, unless a read may still land in the buffer. */
+  #releaseBuffers(): void {
+    this.#out.release();
+    if (this.#readAhead !== null || this.#directRead) return;
+    giveBuffer(this.buf);
+    this.buf = this.#wholeView = new Uint8Array(0);
+    this.start = this.end = 0;
+  }
+
+  /** Requests this connection has begun to serve. */
+  get requestsServed(): number {
+    return this.#requests;
+  }
+
+  /** Closes the socket; a pending read or write then fails, which ends run(). */
+  close(): void {
+    if (this.state === ConnState.Closed) return;
+    this.state = ConnState.Closed;
+    // No read starts after this: the buffer may go back to the pool.
+    this.#ended = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the peer or by a failed write.
+    }
+  }
+
+  /**
+   * Whether a timeout has run out at `now`: the state's deadline, a request body that comes
+   * too slowly, or a response the client reads too slowly.
+   */
+  expired(now: number): boolean {
+    if (this.deadline < now) return true;
+    if (this.#out.clock.check(now) !== RateVerdict.Ok) return true;
+    return this.#bodyClock !== null && this.#bodyClock.check(now) !== RateVerdict.Ok;
+  }
+
+  /** The sweeper's call when expired() says so. */
+  expire(now: number): void {
+    const log = this.#engine.errorLog;
+    const peer = this.info.remoteAddr;
+    const body = this.#bodyClock;
+    const bodyVerdict = body === null ? RateVerdict.Ok : body.check(now);
+    if (body !== null && bodyVerdict !== RateVerdict.Ok && this.#cancelBodyWait !== null) {
+      const detail = describeSlow(bodyVerdict, body, now);
+      log.info(`Request body too slow from ${peer}: ${detail}`);
+      // The app's read fails with it: 408 if nothing was sent yet; the connection closes.
+      this.#cancelBodyWait(new BodyTimeoutError(detail));
+      return;
+    }
+    const out = this.#out.clock;
+    const outVerdict = out.check(now);
+    if (outVerdict !== RateVerdict.Ok) {
+      const what = outVerdict === RateVerdict.Stalled ? "Write timed out" : "Write too slow";
+      log.info(`${what}: ${peer} reads too slowly (${describeSlow(outVerdict, out, now)})`);
+    } else if (this.state === ConnState.ReadingHead) {
+      log.info(`Request head not received in time from ${peer}`);
+    } else if (this.state === ConnState.Draining) {
+      log.info(`Unread request body from ${peer} not drained in time`);
+    }
+    this.close();
+  }
+
+  /**
+   * Reads more bytes into buf; false at end of stream or when the socket was closed. While a
+   * request is served this is a body read, and rejects with BodyTimeoutError when too slow.
+   */
+  async fill(): Promise<boolean> {
+    const backlog = this.#out.flushBehind();
+    if (backlog) await backlog;
+    if (this.#readAhead !== null) {
+      await this.#waitBody(this.#readAhead);
+      return !this.#ended;
+    }
+    if (this.#ended) return false;
+    this.#makeRoom();
+    const n = await this.#waitBody(
+      this.#readSocket(this.end === 0 ? this.#wholeView : this.buf.subarray(this.end)),
+    );
+    if (n !== null) this.end += n;
+    return n !== null;
+  }
+
+  /** A read while a request is served runs on the body's clock; others are the head's. */
+  #waitBody<T>(read: Promise<T>): Promise<T> {
+    const clock = this.#bodyClock;
+    return clock === null ? read : this.#timedWait(clock, read);
+  }
+
+  /**
+   * Waits on a read that expire() may cut short. The read itself goes on (a socket read
+   * cannot be taken back), and #releaseBuffers() leaves its buffer alone until it lands.
+   */
+  async #timedWait<T>(clock: TransferClock, read: Promise<T>): Promise<T> {
+    clock.begin(coarseNow());
+    const cancelled = new Promise<never>((_, reject) => (this.#cancelBodyWait = reject));
+    try {
+      return await Promise.race([read, cancelled]);
+    } finally {
+      this.#cancelBodyWait = null;
+      clock.end(coarseNow(), 0);
+    }
+  }
+
+  /** A read of the socket into `view`; null at its end (which also fires the signal). */
+  async #readSocket(view: Uint8Array): Promise<number | null> {
+    let n: number | null;
+    this.#directRead = true;
+    try {
+      n = await this.#conn.read(view);
+    } catch {
+      n = null;
+    } finally {
+      this.#directRead = false;
+    }
+    if (n === null) this.#readDone(null);
+    else this.#bodyClock?.add(n);
+    return n;
+  }
+
+  /** BodySource.readInto(): a read past the buffer, for large bodies. */
+  async readInto(dest: Uint8Array): Promise<number | null> {
+    const backlog = this.#out.flushBehind();
+    if (backlog) await backlog;
+    if (this.#readAhead !== null || this.end > this.start) {
+      if (this.#readAhead !== null) await this.#waitBody(this.#readAhead);
+      return this.#ended && this.end === this.start ? null : 0;
+    }
+    if (this.#ended) return null;
+    return await this.#waitBody(this.#readSocket(dest));
+  }
+
+  /**
+   * A read started to watch for a disconnect while the app runs. At most one read is in
+   * flight (this, fill()'s or readInto()'s), and nothing moves the buffer while it is: a later
+   * fill() takes this read's bytes instead of starting its own.
+   */
+  #startRead(): void {
+    this.#makeRoom();
+    const view = this.end === 0 ? this.#wholeView : this.buf.subarray(this.end);
+    this.#readAhead = this.#conn.read(view).then(
+      (n) => this.#readDone(n),
+      () => this.#readDone(null),
+    );
+  }
+
+  #readDone(n: number | null): void {
+    this.#readAhead = null;
+    if (n === null) {
+      this.#ended = true;
+      this.#abort?.abort(new ClientGoneError("Client closed the connection"));
+    } else {
+      this.end += n;
+      this.#bodyClock?.add(n);
+    }
+  }
+
+  /**
+   * `environ["tsgi.server.signal"]()`: a signal that aborts when the client goes away before
+   * the response is done. Watching costs a read in flight, so it starts only when asked.
+   */
+  requestSignal(): AbortSignal {
+    if (this.#abort === null) {
+      this.#abort = new AbortController();
+      if (this.#ended) this.#abort.abort(new ClientGoneError("Client closed the connection"));
+      // With the buffer full (a pipelined flood) there is nothing to read into: no watch.
+      else if (this.#readAhead === null && !this.#directRead && this.end < this.buf.length) {
+        this.#startRead();
+      }
+    }
+    return this.#abort.signal;
+  }
+
+  async sendContinue(): Promise<void> {
+    await this.#out.append(CONTINUE);
+    await this.#out.flush();
+  }
+
+  #makeRoom(): void {
+    if (this.start === this.end) this.start = this.end = 0;
+    if (this.end < this.buf.length) return;
+    const used = this.end - this.start;
+    if (this.start > 0 && used <= this.buf.length / 2) {
+      this.buf.copyWithin(0, this.start, this.end);
+    } else {
+      const grown = new Uint8Array(this.buf.length * 2);
+      grown.set(this.buf.subarray(this.start, this.end));
+      this.buf = this.#wholeView = grown;
+    }
+    this.start = 0;
+    this.end = used;
+  }
+
+  /** The next head if the buffer holds all of it; undefined when more bytes are needed. */
+  #bufferedHead(): RequestHead | HttpError | undefined {
+    const scanner = this.#scanner;
+    scanner.reset();
+    if (this.end === this.start) return undefined;
+    const length = scanner.scan(this.buf, this.start, this.end, this.#engine.limits);
+    if (length === 0) return undefined;
+    if (length instanceof HttpError) return length;
+    const headStart = this.start + scanner.leading;
+    this.start += length;
+    return parseRequestHead(this.buf, headStart, this.start);
+  }
+
+  /** Reads until a head is complete; null when the connection ended between requests. */
+  async #readHead(): Promise<RequestHead | HttpError | null> {
+    const engine = this.#engine;
+    const scanner = this.#scanner;
+    // The scanner keeps its place from #bufferedHead()'s look at the partial head.
+    this.state = this.end > this.start ? ConnState.ReadingHead : ConnState.Idle;
+    this.deadline = coarseNow() +
+      (this.#requests > 0 && this.state === ConnState.Idle
+        ? engine.keepAliveMs
+        : engine.headerTimeoutMs);
+    while (true) {
+      if (engine.draining && this.state === ConnState.Idle && this.#requests > 0) return null;
+      if (!(await this.fill())) return null;
+      if (this.state === ConnState.Idle) {
+        this.state = ConnState.ReadingHead;
+        this.deadline = coarseNow() + engine.headerTimeoutMs;
+      }
+      const length = scanner.scan(this.buf, this.start, this.end, engine.limits);
+      if (length instanceof HttpError) return length;
+      if (length > 0) {
+        const headStart = this.start + scanner.leading;
+        this.start += length;
+        return parseRequestHead(this.buf, headStart, this.start);
+      }
+    }
+  }
+
+  /** Answers a malformed request with its status and closes: the stream cannot be trusted. */
+  async #refuse(error: HttpError): Promise<void> {
+    this.state = ConnState.Active;
+    this.#lingering = true;
+    this.#engine.errorLog.info(`${error.status} ${error.message} from ${this.info.remoteAddr}`);
+    const response = new ResponseWriter(this.#out, "GET", 1, false);
+    response.writeErrorResponse(error.status, true);
+    this.#logAccess(undefined, response, this.#clock(), undefined);
+    await this.#out.flush();
+  }
+
+  /** Serves one request; true (or a promise of it) when the connection may carry another. */
+  #serve(head: RequestHead): boolean | Promise<boolean> {
+    const engine = this.#engine;
+    this.state = ConnState.Active;
+    this.deadline = Infinity;
+    this.#requests++;
+    const began = this.#clock();
+    let input: RequestInput | HttpError | null = null;
+    this.#out.clock.restart();
+    if (head.bodyKind !== BodyKind.None) {
+      input = this.#openInput(head);
+      if (input instanceof HttpError) return this.#serveError(head, input, began);
+      this.#bodyClock = new TransferClock(engine.bodyRate);
+    }
+    this.#input = input;
+    const environ = buildEnviron(head, this.info, engine.environ, input ?? EMPTY_INPUT);
+    if (environ instanceof HttpError) return this.#serveError(head, environ, began);
+    environ["tsgi.server.signal"] = this.#signal;
+    if (this.info.trustedProxy) applyForwarded(environ, engine.trustedProxies as TrustedProxies);
+    const response = new ResponseWriter(this.#out, head.method, head.minor, head.keepAlive, this);
+    const called = this.#callApp(environ, response);
+    if (called) return called.then(() => this.#afterResponse(head, response, environ, began));
+    return this.#afterResponse(head, response, environ, began);
+  }
+
+  /** The ClosePolicy the response asks when its head is written. */
+  closeAfterResponse(): boolean {
+    return this.#engine.draining || (this.#input !== null && !canFinishInput(this.#input));
+  }
+
+  #afterResponse(
+    head: RequestHead,
+    response: ResponseWriter,
+    environ: Environ,
+    began: number,
+  ): boolean | Promise<boolean> {
+    this.#abort = null;
+    this.#logAccess(head, response, began, environ);
+    const input = this.#input;
+    this.#input = null;
+    if (!response.keepAlive || this.#engine.draining) return this.#flushThen(false);
+    if (input !== null && !input.finished) return this.#finishInput(input);
+    // Responses to pipelined requests leave together, flushed when the next read is due.
+    return true;
+  }
+
+  async #flushThen(reusable: boolean): Promise<boolean> {
+    await this.#out.flush();
+    return reusable;
+  }
+
+  #openInput(head: RequestHead): RequestInput | HttpError {
+    const max = this.#engine.maxBodySize;
+    if (head.bodyKind === BodyKind.Length && max > 0 && head.contentLength > max) {
+      return new HttpError(413, "Request body too large");
+    }
+    // Bodies move faster through larger reads; never move the buffer under a read in flight.
+    if (this.buf.length < BODY_READ_BUFFER && this.#readAhead === null) this.#growReadBuffer();
+    return new RequestInput(this, head, max, this.#engine.limits);
+  }
+
+  #growReadBuffer(): void {
+    const grown = new Uint8Array(BODY_READ_BUFFER);
+    grown.set(this.buf.subarray(this.start, this.end));
+    this.end -= this.start;
+    this.start = 0;
+    this.buf = this.#wholeView = grown;
+  }
+
+  /** Calls the app and sends its response; undefined when nothing had to be awaited. */
+  #callApp(environ: Environ, response: ResponseWriter): Promise<void> | undefined {
+    let body: Body | undefined;
+    try {
+      const result = this.#engine.app(environ, response.startResponse);
+      if (result instanceof Promise) return this.#callAppAsync(result, response);
+      body = result;
+      const sent = response.send(body);
+      if (sent) return this.#awaitSent(sent, body, response);
+    } catch (error) {
+      const failed = this.#appFailed(error, response);
+      if (body !== undefined) this.#closeBody(body);
+      return failed;
+    }
+    this.#closeBody(body);
+    return undefined;
+  }
+
+  async #callAppAsync(result: Promise<Body>, response: ResponseWriter): Promise<void> {
+    // An async app that waits on nothing (most do, for most requests) settles within a
+    // microtask; one that waits on I/O should not hold back the responses already buffered
+    // for earlier pipelined requests, so those start on their way first.
+    let settled = false;
+    const mark = () => void (settled = true);
+    result.then(mark, mark);
+    await null;
+    if (!settled) this.#out.flushBehind();
+    let body: Body;
+    try {
+      body = await result;
+    } catch (error) {
+      return this.#appFailed(error, response);
+    }
+    await this.#awaitSent(undefined, body, response);
+  }
+
+  async #awaitSent(
+    sent: Promise<void> | undefined,
+    body: Body,
+    response: ResponseWriter,
+  ): Promise<void> {
+    try {
+      await (sent ?? response.send(body));
+    } catch (error) {
+      await this.#appFailed(error, response);
+    } finally {
+      this.#closeBody(body);
+    }
+  }
+
+  /** TSGI.md: close() is called exactly once, however the response ended. */
+  #closeBody(body: Body): void {
+    const close = (body as { close?: unknown })?.close;
+    if (typeof close !== "function") return;
+    try {
+      const result = close.call(body);
+      if (result instanceof Promise) {
+        result.catch((error) => this.#engine.errorLog.error("Body close() failed", error));
+      }
+    } catch (error) {
+      this.#engine.errorLog.error("Body close() failed", error);
+    }
+  }
+
+  #appFailed(error: unknown, response: ResponseWriter): Promise<void> | undefined {
+    const log = this.#engine.errorLog;
+    if (error instanceof WriteFailedError || error instanceof ClientGoneError) {
+      log.debug(`${error.message} (${this.info.remoteAddr})`);
+      this.#abort?.abort(error);
+      response.keepAlive = false;
+      this.close();
+      return undefined;
+    }
+    const status = error instanceof HttpError ? error.status : 500;
+    if (error instanceof BodyTimeoutError) {
+      // expire() said so when it happened.
+    } else if (error instanceof HttpError) {
+      log.info(`${status} ${error.message} from ${this.info.remoteAddr}`);
+    } else if (error instanceof AppError) log.error(`App error: ${error.message}`);
+    else log.error("App raised an exception", error);
+    // A body error means the stream is out of step; after our own 500 it is still in step.
+    const closeAfter = error instanceof HttpError;
+    this.#lingering ||= closeAfter && !(error instanceof BodyTimeoutError);
+    if (response.writeErrorResponse(status, closeAfter)) return undefined;
+    log.error("Response aborted: the app failed after its head was sent");
+    response.keepAlive = false;
+    return this.#abortResponse();
+  }
+
+  /**
+   * Earlier pipelined responses are whole and go out; this one ends short, and closing the
+   * connection tells the client so.
+   */
+  async #abortResponse(): Promise<void> {
+    await this.#out.flush().catch(() => {});
+    this.close();
+  }
+
+  /** After the response: reach the end of the body, or give up the connection. */
+  async #finishInput(input: RequestInput): Promise<boolean> {
+    this.state = ConnState.Draining;
+    this.deadline = coarseNow() + this.#engine.drainTimeoutMs;
+    const reusable = canFinishInput(input) && await input.drain(DRAIN_LIMIT);
+    this.#lingering = !reusable;
+    if (!reusable) await this.#out.flush();
+    return reusable;
+  }
+
+  #serveError(head: RequestHead, error: HttpError, began: number): Promise<boolean> {
+    this.#lingering = true;
+    this.#engine.errorLog.info(`${error.status} ${error.message} from ${this.info.remoteAddr}`);
+    const response = new ResponseWriter(this.#out, head.method, head.minor, false);
+    response.writeErrorResponse(error.status, true);
+    this.#logAccess(head, response, began, undefined);
+    return this.#flushThen(false);
+  }
+
+  /** A timestamp for the access log's duration; free when there is no access log. */
+  #clock(): number {
+    return this.#engine.accessLog === null ? 0 : performance.now();
+  }
+
+  #logAccess(
+    head: RequestHead | undefined,
+    response: ResponseWriter,
+    began: number,
+    env: Environ | undefined,
+  ): void {
+    const accessLog = this.#engine.accessLog;
+    if (accessLog === null) return;
+    accessLog.write({
+      remoteAddr: this.info.remoteAddr,
+      method: head?.method ?? "-",
+      target: head?.target ?? "-",
+      protocol: head ? protocolOf(head) : "-",
+      status: response.status,
+      bytesSent: response.bodyBytes,
+      referer: env?.HTTP_REFERER as string | undefined,
+      userAgent: env?.HTTP_USER_AGENT as string | undefined,
+      duration: (performance.now() - began) / 1000,
+    });
+  }
+}
+
+/** Whether what is left of a body can be read and dropped to keep the connection. */
+function canFinishInput(input: RequestInput): boolean {
+  if (input.failure) return false;
+  if (input.finished) return true;
+  // The client was never told to send its body: it may or may not, so the stream is lost.
+  if (!input.bodyRequested) return false;
+  return input.remainingOnWire <= DRAIN_LIMIT;
+}
+
+function protocolOf(head: RequestHead): string {
+  return head.minor === 1 ? "HTTP/1.1" : "HTTP/1.0";
+}
+
+function describeSlow(verdict: RateVerdict, clock: TransferClock, now: number): string {
+  const why = verdict === RateVerdict.Stalled ? "stalled" : "below the minimum rate";
+  return `${why}, ${clock.describe(now)}`;
+}

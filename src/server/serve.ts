@@ -1,0 +1,144 @@
+// Serving an app in this process: builds the engine from a configuration, opens the
+// listeners and returns a handle to stop them. The CLI and the tests both start here.
+
+import type { Engine } from "./connection.ts";
+import { AccessLog, ErrorLog, type Sink } from "./log.ts";
+import { Server } from "./server.ts";
+import { TrustedProxies } from "./proxy.ts";
+import { type Config, ConfigError, defaultConfig, isUnixBind } from "../cli/settings.ts";
+import type { App } from "../tsgi/types.ts";
+
+/**
+ * The most time spent reading and dropping a body the app left unread, to keep the
+ * connection; past it the connection closes instead (as the body's rate rules also say).
+ */
+const DRAIN_TIMEOUT_MS = 5000;
+
+export interface ServeOptions extends Partial<Config> {
+  /** Error log; by default stderr at `logLevel`. */
+  errorLog?: ErrorLog;
+  /** Where access lines go when `accessLog` is not a path, "-" or "off". */
+  accessSink?: Sink;
+  /** Share the port with other processes (workers). */
+  reusePort?: boolean;
+  multiprocess?: boolean;
+  runOnce?: boolean;
+}
+
+/** A running server. */
+export interface ServerHandle {
+  /** The bound TCP addresses, ports resolved. */
+  addrs: Deno.NetAddr[];
+  /** The unix sockets listened on. */
+  socketPaths: string[];
+  server: Server;
+  /** Resolves when the server has stopped. */
+  finished: Promise<void>;
+  /** Graceful stop; `gracefulMs` defaults to the configured graceful timeout. */
+  shutdown(gracefulMs?: number): Promise<void>;
+}
+
+/** Starts serving `app`; throws Deno's error when an address cannot be bound. */
+export function serve(app: App, options: ServeOptions = {}): ServerHandle {
+  const config: Config = { ...defaultConfig(), ...stripUndefined(options) };
+  const errorLog = options.errorLog ?? new ErrorLog(config.logLevel);
+  const engine: Engine = {
+    app,
+    limits: {
+      requestLine: config.limitRequestLine,
+      fields: config.limitRequestFields,
+      fieldSize: config.limitRequestFieldSize,
+      head: config.limitRequestHead,
+    },
+    maxBodySize: config.maxBodySize,
+    keepAliveMs: config.keepAlive * 1000,
+    headerTimeoutMs: config.headerTimeout * 1000,
+    bodyRate: {
+      minRate: config.minBodyRate,
+      graceMs: config.rateGrace * 1000,
+      stallMs: config.bodyTimeout * 1000,
+    },
+    responseRate: {
+      minRate: config.minResponseRate,
+      graceMs: config.rateGrace * 1000,
+      stallMs: config.writeTimeout * 1000,
+    },
+    drainTimeoutMs: DRAIN_TIMEOUT_MS,
+    errorLog,
+    accessLog: openAccessLog(config.accessLog, config.accessLogFormat, options.accessSink),
+    trustedProxies: new TrustedProxies(config.forwardedAllowIps),
+    environ: {
+      rootPath: config.rootPath,
+      errors: errorLog.stream(),
+      multiprocess: options.multiprocess ?? false,
+      runOnce: options.runOnce ?? false,
+    },
+    draining: false,
+  };
+  const server = new Server(engine, {
+    maxConnections: config.maxConnections,
+    maxPending: config.maxPending,
+  });
+  const tls = loadTls(config);
+  if (tls && config.bind.some(isUnixBind)) {
+    throw new ConfigError("--certfile with a unix:... bind: HTTPS is served on TCP binds only");
+  }
+  const { addrs, socketPaths } = server.listen(config.bind, {
+    reusePort: options.reusePort ?? false,
+    tls,
+    umask: config.umask,
+  });
+  const finished = server.serve();
+  return {
+    addrs,
+    socketPaths,
+    server,
+    finished,
+    shutdown: (gracefulMs = config.gracefulTimeout * 1000) => server.shutdown(gracefulMs),
+  };
+}
+
+function openAccessLog(
+  target: string,
+  format: "text" | "json",
+  sink: Sink | undefined,
+): AccessLog | null {
+  if (target === "off") return null;
+  if (sink) return new AccessLog(sink, format);
+  if (target === "-") return new AccessLog(Deno.stdout, format);
+  return new AccessLog(Deno.openSync(target, { append: true, create: true }), format);
+}
+
+/** The certificate and key for HTTPS, read from --certfile/--keyfile; null for plain HTTP. */
+export function loadTls(config: Config): { cert: string; key: string } | null {
+  if (config.certfile === "" && config.keyfile === "") return null;
+  if (config.certfile === "" || config.keyfile === "") {
+    throw new ConfigError("--certfile and --keyfile go together: give both or neither");
+  }
+  return { cert: readPem(config.certfile, "certfile"), key: readPem(config.keyfile, "keyfile") };
+}
+
+function readPem(path: string, flag: string): string {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    throw new ConfigError(`--${flag}: cannot read "${path}": ${(error as Error).message}`);
+  }
+  if (!text.includes("-----BEGIN ")) {
+    throw new ConfigError(`--${flag}: "${path}" is not a PEM file`);
+  }
+  return text;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const key in o) if (o[key] !== undefined) out[key] = o[key];
+  return out;
+}
+
+/** "http://127.0.0.1:8000", with IPv6 hosts in brackets. */
+export function urlOf(addr: Deno.NetAddr, scheme = "http"): string {
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  return `${scheme}://${host}:${addr.port}`;
+}

@@ -1,0 +1,254 @@
+// `tsgi.input`: the request body, streamed from the connection's read buffer through its
+// framing (Content-Length or chunked), never past the body's end, never buffered whole.
+
+import { ChunkedDecoder } from "../http/chunked.ts";
+import { HttpError } from "../http/errors.ts";
+import { BodyKind, type HeadLimits, type RequestHead } from "../http/parser.ts";
+import { ByteInput, EMPTY } from "./byte_input.ts";
+import type { Input } from "./types.ts";
+
+/** The connection's side of a body: its unread bytes are buf[start, end). */
+export interface BodySource {
+  buf: Uint8Array;
+  start: number;
+  end: number;
+  /** Reads more bytes into buf; false at end of stream. */
+  fill(): Promise<boolean>;
+  /**
+   * Reads from the socket straight into `dest`, past the buffer, when the buffer is empty and
+   * no read is in flight: bytes read, 0 when they went to the buffer instead, null at the end.
+   */
+  readInto(dest: Uint8Array): Promise<number | null>;
+  /** Called once, before the first body byte is asked for, when the client expects 100. */
+  sendContinue(): Promise<void>;
+}
+
+/** Raised when the client closes the connection in the middle of its body. */
+export class ClientGoneError extends Error {
+  constructor(message = "Client closed the connection before the request body ended") {
+    super(message);
+    this.name = "ClientGoneError";
+  }
+}
+
+/**
+ * Raised into the app's read when the client sends its body too slowly (data_rate.ts): the
+ * answer is 408 when nothing has been sent yet, and the connection closes either way.
+ */
+export class BodyTimeoutError extends HttpError {
+  constructor(detail: string) {
+    super(408, `Request body too slow: ${detail}`);
+    this.name = "BodyTimeoutError";
+  }
+}
+
+/** Reads of at least this many body bytes go straight from the socket to the app. */
+const DIRECT_READ_MIN = 16 * 1024;
+/** The most one direct read takes at once, whatever the app asked for. */
+const DIRECT_READ_MAX = 128 * 1024;
+
+/** The input of a bodiless request: always at its end. Stateless, so one serves all. */
+export const EMPTY_INPUT: Input = Object.freeze({
+  read: () => Promise.resolve(EMPTY),
+  readline: () => Promise.resolve(EMPTY),
+  readlines: () => Promise.resolve([]),
+  async *[Symbol.asyncIterator]() {},
+});
+
+/** A streamed request body. */
+export class RequestInput extends ByteInput {
+  readonly #source: BodySource;
+  #remaining: number;
+  readonly #decoder: ChunkedDecoder | null;
+  #continuePending: boolean;
+  #done = false;
+  #failure: Error | null = null;
+  /**
+   * Whether the body arrives fast enough for reads of their own: until a read brings a good
+   * amount, a client that only declared a large length costs no memory beyond the buffer.
+   */
+  #flowing = false;
+  /** Where small chunks are gathered into one piece, reused from read to read. */
+  #gatherScratch: Uint8Array | null = null;
+
+  constructor(source: BodySource, head: RequestHead, maxBody: number, limits: HeadLimits) {
+    super();
+    this.#source = source;
+    this.#remaining = head.contentLength;
+    this.#decoder = head.bodyKind === BodyKind.Chunked ? new ChunkedDecoder(maxBody, limits) : null;
+    this.#continuePending = head.expectContinue;
+  }
+
+  /** True once the whole body has come off the wire (whether or not the app read it). */
+  get finished(): boolean {
+    return this.#done && !this.hasPending;
+  }
+
+  /** True when the client was told to send its body, or never had to be asked. */
+  get bodyRequested(): boolean {
+    return !this.#continuePending;
+  }
+
+  /** Body bytes still on the wire, when the framing says; -1 when unknown (chunked). */
+  get remainingOnWire(): number {
+    if (this.#done) return 0;
+    return this.#decoder ? -1 : this.#remaining;
+  }
+
+  /** The error the body failed with, if it did: the connection cannot be reused then. */
+  get failure(): Error | null {
+    return this.#failure;
+  }
+
+  /**
+   * Reads and discards what is left, up to `limit` bytes on the wire. True when the body
+   * ended within it, so the connection is positioned at the next request.
+   */
+  async drain(limit: number): Promise<boolean> {
+    this.dropPending();
+    let drained = 0;
+    try {
+      while (!this.#done) {
+        const piece = await this.next(1 << 30);
+        if (piece === null) break;
+        drained += piece.length;
+        if (drained > limit) return false;
+      }
+    } catch {
+      return false;
+    }
+    return this.#done;
+  }
+
+  protected override expectedBytes(): number {
+    return this.#decoder ? -1 : this.#remaining + this.pendingBytes;
+  }
+
+  protected async next(max: number): Promise<Uint8Array | null> {
+    if (this.#failure) throw this.#failure;
+    if (this.#done) return null;
+    if (this.#continuePending) {
+      this.#continuePending = false;
+      await this.#source.sendContinue();
+    }
+    try {
+      return this.#decoder ? await this.#nextChunked(max) : await this.#nextFixed(max);
+    } catch (error) {
+      this.#failure = error as Error;
+      throw error;
+    }
+  }
+
+  async #nextFixed(max: number): Promise<Uint8Array> {
+    const source = this.#source;
+    if (source.start === source.end && this.#remaining >= DIRECT_READ_MIN && this.#flowing) {
+      // A large body skips the buffer: one copy (the kernel's) instead of two, into memory of
+      // its own that is handed out in pieces, so one read serves several of the app's.
+      const dest = new Uint8Array(Math.min(this.#remaining, DIRECT_READ_MAX));
+      const n = await source.readInto(dest);
+      if (n === null) throw new ClientGoneError();
+      if (n > 0) {
+        this.#flowing = n >= DIRECT_READ_MIN;
+        this.#remaining -= n;
+        if (this.#remaining === 0) this.#done = true;
+        if (n > max) this.keep(dest.subarray(max, n));
+        return dest.subarray(0, Math.min(n, max));
+      }
+    }
+    if (source.start === source.end) {
+      if (!(await source.fill())) throw new ClientGoneError();
+      this.#flowing = source.end - source.start >= DIRECT_READ_MIN;
+    }
+    const n = Math.min(this.#remaining, source.end - source.start, max);
+    const piece = source.buf.slice(source.start, source.start + n);
+    source.start += n;
+    this.#remaining -= n;
+    if (this.#remaining === 0) this.#done = true;
+    return piece;
+  }
+
+  async #nextChunked(max: number): Promise<Uint8Array | null> {
+    const source = this.#source;
+    while (true) {
+      if (source.start === source.end && !(await source.fill())) throw new ClientGoneError();
+      const piece = this.#decodeBuffered(max);
+      if (piece !== null) return piece;
+      if (this.#done) return null;
+    }
+  }
+
+  /**
+   * The body data now in the buffer, up to `max` bytes, as one piece however many chunks it
+   * spans: a body sent one byte per chunk costs a copy, not an array per byte. Null when the
+   * buffer held chunk framing only.
+   */
+  #decodeBuffered(max: number): Uint8Array | null {
+    const source = this.#source;
+    const decoder = this.#decoder as ChunkedDecoder;
+    let first = -1;
+    let length = 0;
+    let gathered: Uint8Array | null = null;
+    while (length < max && source.start < source.end && !this.#done) {
+      const pos = decoder.decode(source.buf, source.start, source.end);
+      if (pos instanceof HttpError) throw pos;
+      source.start = pos;
+      if (decoder.done) this.#done = true;
+      const from = decoder.spanStart;
+      const span = decoder.spanEnd - from;
+      if (span === 0) continue;
+      const take = Math.min(span, max - length);
+      if (take < span) this.keep(source.buf.slice(from + take, from + span));
+      if (length === 0) first = from;
+      else {
+        // A second chunk: gather in scratch memory (what is still buffered bounds the size).
+        if (gathered === null) {
+          gathered = this.#scratch(length + take + source.end - source.start);
+          gathered.set(source.buf.subarray(first, first + length));
+        }
+        gathered.set(source.buf.subarray(from, from + take), length);
+      }
+      length += take;
+    }
+    if (length === 0) return null;
+    return gathered === null ? source.buf.slice(first, first + length) : gathered.slice(0, length);
+  }
+
+  #scratch(size: number): Uint8Array {
+    if (this.#gatherScratch === null || this.#gatherScratch.length < size) {
+      this.#gatherScratch = new Uint8Array(size);
+    }
+    return this.#gatherScratch;
+  }
+}
+
+/** A body whose start has been read already: that part first, then the rest as it comes. */
+export class BufferedInput extends ByteInput {
+  #start: Uint8Array | null;
+  readonly #rest: Input | null;
+
+  /** Reads up to `size` bytes of `input` now; the result gives the whole body back. */
+  static async read(input: Input, size: number): Promise<BufferedInput> {
+    const start = await input.read(size);
+    // Fewer than asked means the body ended: nothing is left to ask the input for.
+    return new BufferedInput(start, start.length < size ? null : input);
+  }
+
+  private constructor(start: Uint8Array, rest: Input | null) {
+    super();
+    this.#start = start.length > 0 ? start : null;
+    this.#rest = rest;
+  }
+
+  protected async next(max: number): Promise<Uint8Array | null> {
+    const start = this.#start;
+    if (start !== null) {
+      this.#start = null;
+      if (start.length <= max) return start;
+      this.keep(start.subarray(max));
+      return start.subarray(0, max);
+    }
+    if (this.#rest === null) return null;
+    const piece = await this.#rest.read(Math.min(max, 64 * 1024));
+    return piece.length > 0 ? piece : null;
+  }
+}
