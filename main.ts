@@ -2,7 +2,8 @@
 // per-request child (--isolate request) skips the CLI, since its start-up is each request's
 // cost.
 if (import.meta.main) {
-  if (Deno.env.get("TSGI_ROLE") === "child") {
+  const { currentRole } = await import("./src/process/role.ts");
+  if (currentRole() === "child") {
     const { runChildFromEnv } = await import("./src/isolate/child.ts");
     Deno.exit(await runChildFromEnv());
   }

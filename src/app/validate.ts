@@ -5,7 +5,15 @@
 
 import { AppError } from "../http/errors.ts";
 import { HOP_BY_HOP } from "../http/grammar.ts";
-import type { App, Body, Chunk, Environ, ErrorStream, Input, StartResponse } from "../tsgi/types.ts";
+import type {
+  App,
+  Body,
+  Chunk,
+  Environ,
+  ErrorStream,
+  Input,
+  StartResponse,
+} from "../tsgi/types.ts";
 
 /** The rules validate() enforces; each error names one. */
 export type Rule =

@@ -6,15 +6,24 @@ import { relative, sep as SEP } from "node:path";
 import { parseArgs } from "node:util";
 import { AppLoadError, loadApp, parseAppSpec, preloadApp } from "../app/loader.ts";
 import { findDenoJsonConfig, formatConfig, loadConfigFile } from "./config_file.ts";
-import { WORKER_ENV } from "../pool/control.ts";
 import { type IsolatedApp, isolatedApp } from "../isolate/executor.ts";
-import { CHILD_ROLE, runChild } from "../isolate/child.ts";
+import { runChild } from "../isolate/child.ts";
+import { currentRole } from "../process/role.ts";
+import { isUnixBind } from "../server/bind.ts";
 import { ErrorLog } from "../server/log.ts";
 import { runMaster } from "../pool/master.ts";
 import { setEntryModule } from "../process/reexec.ts";
 import { watchedFolder, watchSources } from "./reload.ts";
 import { loadTls, serve, urlOf } from "../server/serve.ts";
-import { type Config, ConfigError, defaultConfig, isUnixBind, SETTINGS } from "./settings.ts";
+import {
+  assignSetting,
+  type Config,
+  ConfigError,
+  defaultConfig,
+  formatDefault,
+  SECTIONS,
+  SETTINGS,
+} from "./settings.ts";
 import { clearStaleSocket } from "../server/unix_socket.ts";
 import { VERSION } from "./version.ts";
 import { runWorker } from "../pool/worker.ts";
@@ -103,14 +112,12 @@ export function parseCommandLine(args: string[]): CommandLine {
       `expected one APP, got ${parsed.positionals.length}: ${parsed.positionals.join(" ")}`,
     );
   }
-  const flags: Record<string, unknown> = {};
+  const flags: Partial<Config> = {};
   for (const s of SETTINGS) {
     const raw = values[s.flag];
     if (raw === undefined) continue;
-    if (typeof raw === "boolean") flags[s.key] = raw;
-    else {flags[s.key] = Array.isArray(raw)
-        ? raw.map((r) => s.parse(r, s.flag))
-        : s.parse(raw as string, s.flag);}
+    const raws = typeof raw === "boolean" ? [String(raw)] : Array.isArray(raw) ? raw : [raw];
+    assignSetting(flags, s, s.parse(raws, s.flag));
   }
   return {
     action: values["print-config"]
@@ -120,7 +127,7 @@ export function parseCommandLine(args: string[]): CommandLine {
       : "serve",
     app: parsed.positionals[0],
     configFile: values.config as string | undefined,
-    flags: flags as Partial<Config>,
+    flags,
   };
 }
 
@@ -158,12 +165,17 @@ export function helpText(): string {
   const flagLine = (short: string | undefined, flag: string, metavar: string) =>
     `${short ? `-${short}, ` : "    "}--${flag} ${metavar}`.trimEnd();
   const lines = [USAGE, "", "Options (in a config file, the key in brackets):"];
-  for (const s of SETTINGS) {
-    const shown = s.boolean ? "" : ` (default: ${s.default === "" ? "none" : s.default})`;
-    lines.push(
-      `  ${flagLine(s.short, s.flag, s.metavar)}  [${s.key}]`,
-      `        ${s.help}${shown}`,
-    );
+  for (const [section, title] of Object.entries(SECTIONS)) {
+    lines.push("", `${title}:`);
+    for (const s of SETTINGS) {
+      if (s.section !== section) continue;
+      const value = formatDefault(s);
+      const shown = s.boolean ? "" : ` (default: ${value === "" ? "none" : value})`;
+      lines.push(
+        `  ${flagLine(s.short, s.flag, s.metavar)}  [${s.key}]`,
+        `        ${s.help}${shown}`,
+      );
+    }
   }
   lines.push("", "Command:");
   for (const c of COMMAND_FLAGS) {
@@ -280,9 +292,10 @@ async function serveCommand(
   builtIn: boolean,
 ): Promise<number> {
   // A pool: this process is its master, or one of its workers (docs/workers.md).
-  if (Deno.env.get(WORKER_ENV.role) === "worker") return await runWorker(spec, config);
+  const role = currentRole();
+  if (role === "worker") return await runWorker(spec, config);
   // --isolate request: a child that serves one request for its master (docs/isolation.md).
-  if (Deno.env.get(WORKER_ENV.role) === CHILD_ROLE) return await runChild(spec, config);
+  if (role === "child") return await runChild(spec, config);
   if (config.reload) return await reloadCommand(spec, config, args, builtIn);
   if (config.workers > 0 && config.isolate === "request") {
     return usageError(new ConfigError("--isolate request cannot be combined with --workers yet"));

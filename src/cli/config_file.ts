@@ -8,7 +8,14 @@
 
 import { basename, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { type Config, ConfigError, type Setting, SETTINGS } from "./settings.ts";
+import {
+  assignSetting,
+  type Config,
+  ConfigError,
+  type Setting,
+  settingFor,
+  SETTINGS,
+} from "./settings.ts";
 
 /** The file's key for the app spec; every other key is a setting's. */
 export const APP_KEY = "app";
@@ -91,8 +98,7 @@ export function settingsFromObject(
       `${source}: expected an object of settings, got ${describe(object)}`,
     );
   }
-  const byKey = new Map(SETTINGS.map((s) => [s.key as string, s]));
-  const values: Record<string, unknown> = {};
+  const values: Partial<Config> = {};
   let app: string | undefined;
   for (const [key, value] of Object.entries(object)) {
     if (key === APP_KEY) {
@@ -102,40 +108,42 @@ export function settingsFromObject(
       app = value;
       continue;
     }
-    const setting = byKey.get(key);
+    const setting = settingFor(key);
     if (setting === undefined) throw new ConfigError(`${source}: unknown key "${key}"${hint(key)}`);
-    values[key] = parseValue(setting, value, source);
+    assignSetting(values, setting, parseValue(setting, value, source));
   }
-  return { app, values: values as Partial<Config> };
+  return { app, values };
 }
 
-/** One value through the setting's parse(), its error retold with the file and the key. */
-function parseValue(setting: Setting, value: unknown, source: string): unknown {
+/**
+ * A value (or a list, for a repeatable setting) through the setting's parse(), its error
+ * retold with the file and the key. Numbers and booleans are spelled as a flag would be first.
+ */
+function parseValue<K extends keyof Config>(
+  setting: Setting<K>,
+  value: unknown,
+  source: string,
+): Config[K] {
   const where = `${source}: "${setting.key}"`;
-  const one = (item: unknown): unknown => {
-    let raw: string;
-    if (typeof item === "string") raw = item;
-    else if (typeof item === "number" || typeof item === "boolean") {
-      raw = setting.format ? setting.format(item) : String(item);
-    } else {
-      throw new ConfigError(
-        `${where}: expected a string, number or boolean, got ${describe(item)}`,
-      );
+  const spell = (item: unknown): string => {
+    if (typeof item === "string") return item;
+    if (typeof item === "number" || typeof item === "boolean") {
+      return setting.format ? setting.format(item) : String(item);
     }
-    try {
-      return setting.parse(raw, setting.flag);
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
-      throw new ConfigError(`${where}: ${error.message.replace(`--${setting.flag}: `, "")}`);
-    }
+    throw new ConfigError(`${where}: expected a string, number or boolean, got ${describe(item)}`);
   };
-  if (!setting.multiple) {
-    if (Array.isArray(value)) throw new ConfigError(`${where}: expected one value, got a list`);
-    return one(value);
+  if (!setting.multiple && Array.isArray(value)) {
+    throw new ConfigError(`${where}: expected one value, got a list`);
   }
   const items = Array.isArray(value) ? value : [value];
   if (items.length === 0) throw new ConfigError(`${where}: expected at least one value`);
-  return items.map(one);
+  const raws = items.map(spell);
+  try {
+    return setting.parse(raws, setting.flag);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw new ConfigError(`${where}: ${error.message.replace(`--${setting.flag}: `, "")}`);
+  }
 }
 
 /** "keep-alive" and "--keep-alive" are flags; the file wants the key. */

@@ -1,52 +1,19 @@
-// Every setting is declared once here — flag, default, validation, help — and the CLI parser,
-// the config file (src/config_file.ts) and the --help text are all generated from this table
-// (gunicorn's config.py, made data). A setting's config-file key is its `key`.
+// Every setting is declared once here — flag, default, section, validation, help — and the CLI
+// parser, the config file (config_file.ts), --help and docs/settings.md are all generated from
+// this table (gunicorn's config.py, made data). A setting's config-file key is its `key`. The
+// server's own defaults are decided where serving is (src/server/config.ts); this table spells
+// them as flags.
 
-import type { LogLevel } from "../server/log.ts";
+import type { LoadOptions } from "../app/loader.ts";
+import type { PoolSettings } from "../pool/config.ts";
+import { type Bind, BindError, formatBind, parseBind } from "../server/bind.ts";
+import { ConfigError, SERVER_DEFAULTS, type ServerConfig } from "../server/config.ts";
 import { TrustedProxies } from "../server/proxy.ts";
-import type { BindAddress } from "../server/server.ts";
-import type { UnixBind } from "../server/unix_socket.ts";
 
-/** Where to listen: a TCP address or a unix socket. */
-export type Bind = BindAddress | UnixBind;
+export { ConfigError };
 
-/** True for a unix-socket bind. */
-export function isUnixBind(bind: Bind): bind is UnixBind {
-  return "path" in bind;
-}
-
-/** The server's configuration, as the CLI produces it. */
-export interface Config {
-  bind: Bind[];
-  umask: number;
-  keepAlive: number;
-  headerTimeout: number;
-  gracefulTimeout: number;
-  limitRequestLine: number;
-  limitRequestFields: number;
-  limitRequestFieldSize: number;
-  limitRequestHead: number;
-  maxBodySize: number;
-  accessLog: string;
-  accessLogFormat: "text" | "json";
-  certfile: string;
-  keyfile: string;
-  forwardedAllowIps: string;
-  logLevel: LogLevel;
-  rootPath: string;
-  appFactory: boolean;
-  validate: boolean;
-  workers: number;
-  maxRequests: number;
-  maxRequestsJitter: number;
-  timeout: number;
-  maxConnections: number;
-  maxPending: number;
-  writeTimeout: number;
-  bodyTimeout: number;
-  minBodyRate: number;
-  minResponseRate: number;
-  rateGrace: number;
+/** The whole configuration: the server's, the pool's, isolation's and the CLI's own. */
+export interface Config extends ServerConfig, PoolSettings, Required<LoadOptions> {
   isolate: "none" | "request";
   spares: number;
   maxChildren: number;
@@ -54,353 +21,443 @@ export interface Config {
   reload: boolean;
 }
 
-/** A setting's value was refused; the message names the flag and the value. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
+/** The groups --help and docs/settings.md show the settings in, in this order. */
+export const SECTIONS = {
+  binding: "Binding",
+  tls: "TLS and proxies",
+  limits: "Limits and timeouts",
+  workers: "Workers",
+  isolation: "Isolation",
+  logging: "Logging",
+  app: "The app",
+  development: "Development",
+} as const;
+
+export type Section = keyof typeof SECTIONS;
 
 /** One setting: how it is spelled on the command line, parsed, defaulted and explained. */
-export interface Setting {
-  key: keyof Config;
+export interface Setting<K extends keyof Config = keyof Config> {
+  key: K;
   flag: string;
   short?: string;
   metavar: string;
-  /** The default as it would be written on the command line. */
-  default: string;
+  default: Config[K];
+  section: Section;
+  /** Repeatable: each use adds a value. */
   multiple?: boolean;
   /** A flag that takes no value: present means "true". */
   boolean?: boolean;
   help: string;
-  /** Validates a value as the command line spells it and returns it typed. */
-  parse(raw: string, flag: string): unknown;
   /**
-   * The inverse of parse: a typed value spelled as the command line takes it. Used by
-   * --print-config and for typed values in a config file, which then go through parse like
-   * any flag. Default: `String(value)`.
+   * Validates the values given, as the command line spells them (the last one counts, or
+   * each for a repeatable setting), and returns the setting's typed value.
+   */
+  parse(raws: readonly string[], flag: string): Config[K];
+  /**
+   * A typed value (or one element of a repeatable one) spelled as the command line takes it.
+   * Used by --help, --print-config and for typed values in a config file, which then go
+   * through parse like any flag. Default: `String(value)`.
    */
   format?(value: unknown): string;
 }
 
+/** Any one setting, typed by its own key. */
+export type AnySetting = { [K in keyof Config]: Setting<K> }[keyof Config];
+
+/** A setting given once: the last value wins. */
+function single<T>(parse: (raw: string, flag: string) => T) {
+  return (raws: readonly string[], flag: string): T => parse(raws[raws.length - 1], flag);
+}
+
+/** A repeatable setting: every value, in order. */
+function each<T>(parse: (raw: string, flag: string) => T) {
+  return (raws: readonly string[], flag: string): T[] => raws.map((raw) => parse(raw, flag));
+}
+
 const GIB = 1024 * 1024 * 1024;
 
-export const SETTINGS: readonly Setting[] = [
-  {
+const SETTINGS_BY_KEY: { [K in keyof Config]: Setting<K> } = {
+  bind: {
     key: "bind",
     flag: "bind",
     short: "b",
     metavar: "ADDR",
-    default: "127.0.0.1:8000",
+    default: SERVER_DEFAULTS.bind,
+    section: "binding",
     multiple: true,
     help: "Address to listen on: HOST:PORT, :PORT (all interfaces), [::1]:PORT, or " +
       "unix:/path/to.sock. Repeatable; port 0 takes a free port.",
-    parse: parseBind,
+    parse: each(parseBindFlag),
     format: (value) => formatBind(value as Bind),
   },
-  {
+  umask: {
     key: "umask",
     flag: "umask",
     metavar: "MODE",
-    default: "0",
+    default: SERVER_DEFAULTS.umask,
+    section: "binding",
     help: "Octal umask for unix socket files: 0 gives mode 0666, 007 gives 0660.",
-    parse: (raw, flag) => {
+    parse: single((raw, flag) => {
       if (!/^0?o?[0-7]{1,3}$/.test(raw)) fail(flag, "an octal mode like 007", raw);
       return parseInt(raw.replace(/^0?o/, ""), 8);
-    },
+    }),
     // A number in a config file is the mode itself (0o007 in TypeScript), not its digits.
     format: (value) =>
       typeof value === "number" ? `0o${value.toString(8).padStart(3, "0")}` : String(value),
   },
-  {
+  keepAlive: {
     key: "keepAlive",
     flag: "keep-alive",
     metavar: "SECONDS",
-    default: "5",
+    default: SERVER_DEFAULTS.keepAlive,
+    section: "limits",
     help: "How long an idle keep-alive connection is held open.",
-    parse: parseSeconds,
+    parse: single(parseSeconds),
   },
-  {
+  headerTimeout: {
     key: "headerTimeout",
     flag: "header-timeout",
     metavar: "SECONDS",
-    default: "10",
+    default: SERVER_DEFAULTS.headerTimeout,
+    section: "limits",
     help: "Time allowed to receive a whole request head.",
-    parse: parseSeconds,
+    parse: single(parseSeconds),
   },
-  {
+  gracefulTimeout: {
     key: "gracefulTimeout",
     flag: "graceful-timeout",
     metavar: "SECONDS",
-    default: "30",
+    default: SERVER_DEFAULTS.gracefulTimeout,
+    section: "workers",
     help: "On SIGTERM/SIGINT, how long in-flight requests may take to finish.",
-    parse: parseSeconds,
+    parse: single(parseSeconds),
   },
-  {
+  limitRequestLine: {
     key: "limitRequestLine",
     flag: "limit-request-line",
     metavar: "BYTES",
-    default: "8190",
+    default: SERVER_DEFAULTS.limitRequestLine,
+    section: "limits",
     help: "Longest request line; longer is answered 414.",
-    parse: positiveInteger,
+    parse: single(positiveInteger),
   },
-  {
+  limitRequestFields: {
     key: "limitRequestFields",
     flag: "limit-request-fields",
     metavar: "N",
-    default: "100",
+    default: SERVER_DEFAULTS.limitRequestFields,
+    section: "limits",
     help: "Most header fields in a request; more is answered 431.",
-    parse: nonNegativeInteger,
+    parse: single(nonNegativeInteger),
   },
-  {
+  limitRequestFieldSize: {
     key: "limitRequestFieldSize",
     flag: "limit-request-field-size",
     metavar: "BYTES",
-    default: "8190",
+    default: SERVER_DEFAULTS.limitRequestFieldSize,
+    section: "limits",
     help: "Longest header field line; longer is answered 431.",
-    parse: positiveInteger,
+    parse: single(positiveInteger),
   },
-  {
+  limitRequestHead: {
     key: "limitRequestHead",
     flag: "limit-request-head",
     metavar: "BYTES",
-    default: "65536",
+    default: SERVER_DEFAULTS.limitRequestHead,
+    section: "limits",
     help: "Largest whole request head, request line through the blank line (suffixes K, M " +
       "allowed); larger is answered 431.",
-    parse: parseSize,
+    parse: single(parseSize),
   },
-  {
+  maxBodySize: {
     key: "maxBodySize",
     flag: "max-body-size",
     metavar: "BYTES",
-    default: String(GIB),
+    default: SERVER_DEFAULTS.maxBodySize,
+    section: "limits",
     help: "Largest request body (suffixes K, M, G allowed); larger is answered 413. 0: no limit.",
-    parse: parseSize,
+    parse: single(parseSize),
   },
-  {
+  maxConnections: {
     key: "maxConnections",
     flag: "max-connections",
     metavar: "N",
-    default: "1000",
+    default: SERVER_DEFAULTS.maxConnections,
+    section: "limits",
     help: "Most connections served at once by one process; more wait (see --max-pending).",
-    parse: positiveInteger,
+    parse: single(positiveInteger),
   },
-  {
+  maxPending: {
     key: "maxPending",
     flag: "max-pending",
     metavar: "N",
-    default: "1000",
+    default: SERVER_DEFAULTS.maxPending,
+    section: "limits",
     help: "Most accepted connections waiting for a free slot; beyond it a connection is " +
       "answered 503 with Retry-After and closed.",
-    parse: nonNegativeInteger,
+    parse: single(nonNegativeInteger),
   },
-  {
+  writeTimeout: {
     key: "writeTimeout",
     flag: "write-timeout",
     metavar: "SECONDS",
-    default: "30",
+    default: SERVER_DEFAULTS.writeTimeout,
+    section: "limits",
     help: "A write to a client that makes no progress for this long closes the connection " +
       "(slow readers); 0: never.",
-    parse: parseSeconds,
+    parse: single(parseSeconds),
   },
-  {
+  bodyTimeout: {
     key: "bodyTimeout",
     flag: "body-timeout",
     metavar: "SECONDS",
-    default: "30",
+    default: SERVER_DEFAULTS.bodyTimeout,
+    section: "limits",
     help: "While the app waits for the request body, a wait this long with no byte closes the " +
       "connection (408 if nothing was answered yet); 0: never.",
-    parse: parseSeconds,
+    parse: single(parseSeconds),
   },
-  {
+  minBodyRate: {
     key: "minBodyRate",
     flag: "min-body-rate",
     metavar: "BYTES",
-    default: "240",
+    default: SERVER_DEFAULTS.minBodyRate,
+    section: "limits",
     help: "Bytes per second a request body must average while the app waits for it, after a " +
       "grace (--rate-grace); slower is 408 and close, as in Kestrel. 0: no minimum.",
-    parse: parseSize,
+    parse: single(parseSize),
   },
-  {
+  minResponseRate: {
     key: "minResponseRate",
     flag: "min-response-rate",
     metavar: "BYTES",
-    default: "240",
+    default: SERVER_DEFAULTS.minResponseRate,
+    section: "limits",
     help: "Bytes per second a client must average while the server waits to write to it, " +
       "after --rate-grace; slower closes the connection. 0: no minimum.",
-    parse: parseSize,
+    parse: single(parseSize),
   },
-  {
+  rateGrace: {
     key: "rateGrace",
     flag: "rate-grace",
     metavar: "SECONDS",
-    default: "5",
+    default: SERVER_DEFAULTS.rateGrace,
+    section: "limits",
     help: "Waiting time before --min-body-rate and --min-response-rate apply (TCP slow start).",
-    parse: parseSeconds,
+    parse: single(parseSeconds),
   },
-  {
+  accessLog: {
     key: "accessLog",
     flag: "access-log",
     metavar: "PATH|-|off",
-    default: "-",
+    default: SERVER_DEFAULTS.accessLog,
+    section: "logging",
     help: "Where access log lines go: a file, - for stdout, off for nowhere.",
-    parse: (raw) => raw,
+    parse: single((raw) => raw),
   },
-  {
+  accessLogFormat: {
     key: "accessLogFormat",
     flag: "access-log-format",
     metavar: "FORMAT",
-    default: "text",
+    default: SERVER_DEFAULTS.accessLogFormat,
+    section: "logging",
     help: "text: combined log format plus the duration; json: one JSON object per request.",
-    parse: (raw, flag) => oneOf(raw, flag, ["text", "json"]),
+    parse: single((raw, flag) => oneOf(raw, flag, ["text", "json"])),
   },
-  {
+  certfile: {
     key: "certfile",
     flag: "certfile",
     metavar: "PATH",
-    default: "",
+    default: SERVER_DEFAULTS.certfile,
+    section: "tls",
     help: "PEM certificate (chain) for HTTPS; needs --keyfile.",
-    parse: (raw) => raw,
+    parse: single((raw) => raw),
   },
-  {
+  keyfile: {
     key: "keyfile",
     flag: "keyfile",
     metavar: "PATH",
-    default: "",
+    default: SERVER_DEFAULTS.keyfile,
+    section: "tls",
     help: "PEM private key for HTTPS; needs --certfile.",
-    parse: (raw) => raw,
+    parse: single((raw) => raw),
   },
-  {
+  forwardedAllowIps: {
     key: "forwardedAllowIps",
     flag: "forwarded-allow-ips",
     metavar: "IPS",
-    default: "127.0.0.1,::1",
+    default: SERVER_DEFAULTS.forwardedAllowIps,
+    section: "tls",
     help: "Peers trusted to set X-Forwarded-For/-Proto and Forwarded: addresses, IPv4 CIDR " +
       "blocks, or * for all. From others these headers change nothing.",
-    parse: (raw, flag) => {
+    parse: single((raw, flag) => {
       try {
         return TrustedProxies.check(raw);
       } catch (error) {
         throw new ConfigError(`--${flag}: ${(error as Error).message}`);
       }
-    },
+    }),
   },
-  {
+  logLevel: {
     key: "logLevel",
     flag: "log-level",
     metavar: "LEVEL",
-    default: "info",
+    default: SERVER_DEFAULTS.logLevel,
+    section: "logging",
     help: "Error log verbosity: debug, info, warning or error.",
-    parse: (raw, flag) => oneOf(raw, flag, ["debug", "info", "warning", "error"]),
+    parse: single((raw, flag) => oneOf(raw, flag, ["debug", "info", "warning", "error"])),
   },
-  {
+  rootPath: {
     key: "rootPath",
     flag: "root-path",
     metavar: "PREFIX",
-    default: "",
+    default: SERVER_DEFAULTS.rootPath,
+    section: "app",
     help: "Mount prefix the app is served under; it becomes SCRIPT_NAME.",
-    parse: parseRootPath,
+    parse: single(parseRootPath),
   },
-  {
+  appFactory: {
     key: "appFactory",
     flag: "app-factory",
     metavar: "",
-    default: "false",
+    default: false,
+    section: "app",
     boolean: true,
     help: "The export is a function called once (and awaited) to build the app.",
-    parse: parseBoolean,
+    parse: single(parseBoolean),
   },
-  {
+  validate: {
     key: "validate",
     flag: "validate",
     metavar: "",
-    default: "false",
+    default: false,
+    section: "app",
     boolean: true,
     help: "Wrap the app in the TSGI validator: contract breaches become 500s naming the rule.",
-    parse: parseBoolean,
+    parse: single(parseBoolean),
   },
-  {
+  workers: {
     key: "workers",
     flag: "workers",
     short: "w",
     metavar: "N",
-    default: "0",
+    default: 0,
+    section: "workers",
     help: "Worker processes under a supervising master; 0 serves in this process.",
-    parse: nonNegativeInteger,
+    parse: single(nonNegativeInteger),
   },
-  {
+  maxRequests: {
     key: "maxRequests",
     flag: "max-requests",
     metavar: "N",
-    default: "0",
+    default: 0,
+    section: "workers",
     help: "A worker retires after about this many requests and is replaced; 0: never.",
-    parse: nonNegativeInteger,
+    parse: single(nonNegativeInteger),
   },
-  {
+  maxRequestsJitter: {
     key: "maxRequestsJitter",
     flag: "max-requests-jitter",
     metavar: "N",
-    default: "0",
+    default: 0,
+    section: "workers",
     help: "Random extra requests (0 to N) added to --max-requests per worker, so they do not " +
       "all retire at once.",
-    parse: nonNegativeInteger,
+    parse: single(nonNegativeInteger),
   },
-  {
+  timeout: {
     key: "timeout",
     flag: "timeout",
     short: "t",
     metavar: "SECONDS",
-    default: "30",
+    default: 30,
+    section: "workers",
     help: "A worker silent for this long (hung request, blocked event loop) is killed and " +
       "replaced; 0: never.",
-    parse: parseSeconds,
+    parse: single(parseSeconds),
   },
-  {
+  isolate: {
     key: "isolate",
     flag: "isolate",
     metavar: "MODE",
     default: "none",
+    section: "isolation",
     help: "none: apps run in the serving process; request: each request runs in a fresh " +
       "child process that serves only it.",
-    parse: (raw, flag) => oneOf(raw, flag, ["none", "request"]),
+    parse: single((raw, flag) => oneOf(raw, flag, ["none", "request"])),
   },
-  {
+  spares: {
     key: "spares",
     flag: "spares",
     metavar: "N",
-    default: "2",
+    default: 2,
+    section: "isolation",
     help: "With --isolate request: children started ahead, app imported, waiting for a request.",
-    parse: nonNegativeInteger,
+    parse: single(nonNegativeInteger),
   },
-  {
+  maxChildren: {
     key: "maxChildren",
     flag: "max-children",
     metavar: "N",
-    default: "32",
+    default: 32,
+    section: "isolation",
     help: "With --isolate request: most children alive at once; further requests wait in order.",
-    parse: positiveInteger,
+    parse: single(positiveInteger),
   },
-  {
+  maxQueue: {
     key: "maxQueue",
     flag: "max-queue",
     metavar: "N",
-    default: "1024",
+    default: 1024,
+    section: "isolation",
     help: "With --isolate request: most requests waiting for a child; beyond it, 503 with " +
       "Retry-After.",
-    parse: nonNegativeInteger,
+    parse: single(nonNegativeInteger),
   },
-  {
+  reload: {
     key: "reload",
     flag: "reload",
     metavar: "",
-    default: "false",
+    default: false,
+    section: "development",
     boolean: true,
     help: "Development: when a .ts, .js or .json file under the app's folder changes, replace " +
       "the workers (implies --workers 1 or more); a broken edit keeps the last good app serving.",
-    parse: parseBoolean,
+    parse: single(parseBoolean),
   },
-];
+};
+
+/** Every setting, in the order --help shows them within their sections. */
+export const SETTINGS: readonly AnySetting[] = Object.values(SETTINGS_BY_KEY);
+
+/** The setting a config key names. */
+export function settingFor(key: string): AnySetting | undefined {
+  return Object.hasOwn(SETTINGS_BY_KEY, key) ? SETTINGS_BY_KEY[key as keyof Config] : undefined;
+}
+
+/** A default as the command line would spell it, for --help and the docs. */
+export function formatDefault(setting: AnySetting): string {
+  const values: unknown[] = Array.isArray(setting.default) ? setting.default : [setting.default];
+  return values.map((v) => (setting.format ? setting.format(v) : String(v))).join(", ");
+}
+
+/** Sets one setting's value in `values`, typed by its key. */
+export function assignSetting<K extends keyof Config>(
+  values: Partial<Config>,
+  setting: Setting<K>,
+  value: Config[K],
+): void {
+  values[setting.key] = value;
+}
+
+function parseBindFlag(raw: string, flag: string): Bind {
+  try {
+    return parseBind(raw);
+  } catch (error) {
+    if (error instanceof BindError) fail(flag, error.expected, raw);
+    throw error;
+  }
+}
 
 function parseBoolean(raw: string, flag: string): boolean {
   if (raw === "true") return true;
@@ -410,50 +467,6 @@ function parseBoolean(raw: string, flag: string): boolean {
 
 function fail(flag: string, expected: string, raw: string): never {
   throw new ConfigError(`--${flag}: expected ${expected}, got ${JSON.stringify(raw)}`);
-}
-
-/** "HOST:PORT", ":PORT", "[v6]:PORT", "HOST" (port 8000), or "unix:/path". */
-export function parseBind(raw: string, flag = "bind"): Bind {
-  if (raw.startsWith("unix:")) {
-    const path = raw.slice(5);
-    if (path === "" || path.includes("\0")) fail(flag, "unix:/path/to.sock", raw);
-    return { path };
-  }
-  return parseTcpBind(raw, flag);
-}
-
-/** "HOST:PORT", ":PORT", "[v6]:PORT", or "HOST" (port 8000). */
-export function parseTcpBind(raw: string, flag = "bind"): BindAddress {
-  let host = raw;
-  let port = "8000";
-  if (raw.startsWith("[")) {
-    const close = raw.indexOf("]");
-    if (close < 0) fail(flag, "[IPv6]:PORT", raw);
-    host = raw.slice(1, close);
-    const rest = raw.slice(close + 1);
-    if (rest !== "") {
-      if (!rest.startsWith(":")) fail(flag, "[IPv6]:PORT", raw);
-      port = rest.slice(1);
-    }
-  } else {
-    const colon = raw.lastIndexOf(":");
-    if (colon >= 0) {
-      if (raw.indexOf(":") !== colon) fail(flag, "HOST:PORT (IPv6 in brackets)", raw);
-      host = raw.slice(0, colon) || "0.0.0.0";
-      port = raw.slice(colon + 1);
-    }
-  }
-  if (host === "") fail(flag, "HOST:PORT", raw);
-  const n = /^\d{1,5}$/.test(port) ? Number(port) : -1;
-  if (n < 0 || n > 65535) fail(flag, "a port from 0 to 65535", raw);
-  return { hostname: host, port: n };
-}
-
-/** A bind as --bind spells it: "127.0.0.1:8000", "[::1]:8000", "unix:/path". */
-export function formatBind(bind: Bind): string {
-  if (isUnixBind(bind)) return `unix:${bind.path}`;
-  const host = bind.hostname.includes(":") ? `[${bind.hostname}]` : bind.hostname;
-  return `${host}:${bind.port}`;
 }
 
 function parseSeconds(raw: string, flag: string): number {
@@ -495,12 +508,10 @@ function parseRootPath(raw: string, flag: string): string {
   return raw.replace(/\/+$/, "");
 }
 
-/** The configuration with every setting at its default. */
+/** The configuration with every setting at its default (fresh copies, for a caller to change). */
 export function defaultConfig(): Config {
-  const config: Record<string, unknown> = {};
-  for (const setting of SETTINGS) {
-    const value = setting.parse(setting.default, setting.flag);
-    config[setting.key] = setting.multiple ? [value] : value;
-  }
-  return config as unknown as Config;
+  const values: Partial<Config> = {};
+  for (const setting of SETTINGS) assignSetting(values, setting, structuredClone(setting.default));
+  // Every key is set: SETTINGS_BY_KEY's type requires a setting for each.
+  return values as Config;
 }

@@ -6,6 +6,8 @@
 
 import { AppLoadError, loadApp, type LoadOptions } from "../app/loader.ts";
 import {
+  CHILD_LOAD_ENV,
+  type ChildLoad,
   decodeJson,
   decodeText,
   encodeFrame,
@@ -22,19 +24,6 @@ import {
 import { describeError } from "../server/log.ts";
 import { ByteInput } from "../tsgi/byte_input.ts";
 import type { App, Body, Chunk, Environ, ErrorStream, StartResponse } from "../tsgi/types.ts";
-
-/** The value of TSGI_ROLE that makes main.ts run as a per-request child. */
-export const CHILD_ROLE = "child";
-
-/** The environment variable that tells a child how to load the app (JSON, a ChildLoad). */
-export const CHILD_LOAD_ENV = "TSGI_CHILD_APP";
-
-/** What a child needs to load the app without parsing a command line. */
-export interface ChildLoad {
-  spec: string;
-  appFactory: boolean;
-  validate: boolean;
-}
 
 /**
  * main.ts's entry for a child: the app comes from CHILD_LOAD_ENV, so neither the CLI nor the

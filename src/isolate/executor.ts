@@ -12,6 +12,8 @@
 import { AppError, HttpError } from "../http/errors.ts";
 import {
   BODY_FRAME_MAX,
+  CHILD_LOAD_ENV,
+  type ChildLoad,
   decodeJson,
   encodeFrame,
   encodeJson,
@@ -22,10 +24,10 @@ import {
   type RequestHeadFrame,
   type ResponseHeadFrame,
 } from "./frames.ts";
+import { roleEnv } from "../process/role.ts";
 import { BufferedInput, ClientGoneError, EMPTY_INPUT } from "../tsgi/input.ts";
 import { type ErrorLog, escapeLogField } from "../server/log.ts";
 import { selfCommand } from "../process/reexec.ts";
-import { CHILD_LOAD_ENV, CHILD_ROLE, type ChildLoad } from "./child.ts";
 import type { App, Body, Environ, StartResponse } from "../tsgi/types.ts";
 
 /** How an isolating executor runs its children. */
@@ -255,7 +257,7 @@ class ChildPool {
       appFactory: options.appFactory ?? false,
       validate: options.validate ?? false,
     };
-    this.#env = { TSGI_ROLE: CHILD_ROLE, [CHILD_LOAD_ENV]: JSON.stringify(load) };
+    this.#env = { ...roleEnv("child"), [CHILD_LOAD_ENV]: JSON.stringify(load) };
     // The child's stderr is a pipe into the log: no terminal colours there unless ours is one.
     if (!Deno.stderr.isTerminal()) this.#env.NO_COLOR = "1";
     this.#fill();

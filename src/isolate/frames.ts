@@ -4,6 +4,16 @@
 // most 64 KiB, each write awaited, so neither side ever holds a whole body and a slow reader
 // slows the writer down through the pipe.
 
+/** The environment variable that tells a child how to load the app (JSON, a ChildLoad). */
+export const CHILD_LOAD_ENV = "TSGI_CHILD_APP";
+
+/** What a child needs to load the app without parsing a command line. */
+export interface ChildLoad {
+  spec: string;
+  appFactory: boolean;
+  validate: boolean;
+}
+
 /** The frame types. Master → child: REQUEST_HEAD, BODY, BODY_END, BODY_ERROR. */
 export const FRAME = {
   /** child → master: the app is imported, send the request. Empty. */

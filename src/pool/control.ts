@@ -5,8 +5,6 @@
 
 /** The environment a master gives its workers. */
 export const WORKER_ENV = {
-  /** "worker": run as a worker of a master rather than as a server of one's own. */
-  role: "TSGI_ROLE",
   /** The worker's number, 1, 2, 3, … in the order the master started them. */
   id: "TSGI_WORKER_ID",
   /** Requests to serve before retiring (--max-requests plus jitter); 0 or absent: no limit. */

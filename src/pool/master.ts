@@ -15,9 +15,9 @@
 import { type ControlMessage, parseMessage, WORKER_ENV } from "./control.ts";
 import { ErrorLog } from "../server/log.ts";
 import { selfCommand } from "../process/reexec.ts";
-import { urlOf } from "../server/serve.ts";
-import type { BindAddress } from "../server/server.ts";
-import { type Config, isUnixBind } from "../cli/settings.ts";
+import { roleEnv } from "../process/role.ts";
+import { type BindAddress, formatBind, isUnixBind, urlOf } from "../server/bind.ts";
+import type { PoolConfig } from "./config.ts";
 
 /** Failed boots in a row, with no worker ever ready, after which the master gives up. */
 const BOOT_FAILURE_LIMIT = 5;
@@ -82,7 +82,7 @@ export interface MasterOptions {
  */
 export async function runMaster(
   spec: string,
-  config: Config,
+  config: PoolConfig,
   argv: string[],
   options: MasterOptions = {},
 ): Promise<number> {
@@ -130,19 +130,13 @@ function reservePorts(binds: BindAddress[]): { binds: BindAddress[]; probes: Den
   return { binds: resolved, probes };
 }
 
-function bindArg(bind: BindAddress): string {
-  return bind.hostname.includes(":")
-    ? `[${bind.hostname}]:${bind.port}`
-    : `${bind.hostname}:${bind.port}`;
-}
-
 /** How a worker ended, for the log: "exit code 1", "signal SIGKILL". */
 function describeStatus(status: Deno.CommandStatus): string {
   return status.signal !== null ? `signal ${status.signal}` : `exit code ${status.code}`;
 }
 
 class Arbiter {
-  readonly #config: Config;
+  readonly #config: PoolConfig;
   readonly #log: ErrorLog;
   readonly #binds: BindAddress[];
   readonly #command: string;
@@ -166,7 +160,7 @@ class Arbiter {
   #relay: Promise<void> = Promise.resolve();
 
   constructor(
-    config: Config,
+    config: PoolConfig,
     argv: string[],
     binds: BindAddress[],
     probes: Deno.Listener[],
@@ -305,7 +299,7 @@ class Arbiter {
     if (this.#announced) return;
     this.#announced = true;
     for (const bind of this.#binds) {
-      console.error(`Listening on ${urlOf({ transport: "tcp", ...bind })}`);
+      console.error(`Listening on ${urlOf(bind)}`);
     }
   }
 
@@ -486,10 +480,10 @@ class Arbiter {
       child = new Deno.Command(this.#command, {
         args: this.#args,
         env: {
-          [WORKER_ENV.role]: "worker",
+          ...roleEnv("worker"),
           [WORKER_ENV.id]: String(id),
           [WORKER_ENV.maxRequests]: String(budget),
-          [WORKER_ENV.binds]: this.#binds.map(bindArg).join(","),
+          [WORKER_ENV.binds]: this.#binds.map(formatBind).join(","),
         },
         stdin: "piped",
         stdout: "piped",

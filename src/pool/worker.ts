@@ -9,8 +9,9 @@ import { type ControlMessage, encodeMessage, WORKER_ENV } from "./control.ts";
 import { describeError, ErrorLog } from "../server/log.ts";
 import { leaveReusePortGroup } from "./reuseport.ts";
 import { serve, type ServerHandle } from "../server/serve.ts";
-import type { BindAddress } from "../server/server.ts";
-import { type Config, parseTcpBind } from "../cli/settings.ts";
+import { type BindAddress, parseTcpBind } from "../server/bind.ts";
+import { ROLE_ENV } from "../process/role.ts";
+import type { PoolConfig } from "./config.ts";
 import type { App } from "../tsgi/types.ts";
 
 const HEARTBEAT_MS = 1000;
@@ -20,7 +21,7 @@ const FIRST_REQUEST_MS = 20;
 const SETTLE_MS = 100;
 
 /** Serves as a worker of a master; resolves with the exit status. */
-export async function runWorker(spec: string, config: Config): Promise<number> {
+export async function runWorker(spec: string, config: PoolConfig): Promise<number> {
   const env = takeWorkerEnv();
   const log = new ErrorLog(config.logLevel);
   const channel = new ControlChannel();
@@ -127,14 +128,14 @@ function takeWorkerEnv(): WorkerEnv {
     Deno.env.delete(name);
     return value;
   };
-  take(WORKER_ENV.role);
+  take(ROLE_ENV);
   const id = take(WORKER_ENV.id) ?? "?";
   const maxRequests = Number(take(WORKER_ENV.maxRequests) ?? "0");
   const binds = take(WORKER_ENV.binds);
   return {
     id,
     maxRequests: Number.isSafeInteger(maxRequests) && maxRequests > 0 ? maxRequests : 0,
-    binds: binds ? binds.split(",").map((b) => parseTcpBind(b, WORKER_ENV.binds)) : undefined,
+    binds: binds ? binds.split(",").map((b) => parseTcpBind(b)) : undefined,
   };
 }
 

@@ -5,7 +5,8 @@ import type { Engine } from "./connection.ts";
 import { AccessLog, ErrorLog, type Sink } from "./log.ts";
 import { Server } from "./server.ts";
 import { TrustedProxies } from "./proxy.ts";
-import { type Config, ConfigError, defaultConfig, isUnixBind } from "../cli/settings.ts";
+import { type BindAddress, isUnixBind, urlOf as bindUrl } from "./bind.ts";
+import { ConfigError, SERVER_DEFAULTS, type ServerConfig } from "./config.ts";
 import type { App } from "../tsgi/types.ts";
 
 /**
@@ -14,7 +15,7 @@ import type { App } from "../tsgi/types.ts";
  */
 const DRAIN_TIMEOUT_MS = 5000;
 
-export interface ServeOptions extends Partial<Config> {
+export interface ServeOptions extends Partial<ServerConfig> {
   /** Error log; by default stderr at `logLevel`. */
   errorLog?: ErrorLog;
   /** Where access lines go when `accessLog` is not a path, "-" or "off". */
@@ -40,7 +41,7 @@ export interface ServerHandle {
 
 /** Starts serving `app`; throws Deno's error when an address cannot be bound. */
 export function serve(app: App, options: ServeOptions = {}): ServerHandle {
-  const config: Config = { ...defaultConfig(), ...stripUndefined(options) };
+  const config: ServerConfig = { ...SERVER_DEFAULTS, ...stripUndefined(options) };
   const errorLog = options.errorLog ?? new ErrorLog(config.logLevel);
   const engine: Engine = {
     app,
@@ -110,7 +111,7 @@ function openAccessLog(
 }
 
 /** The certificate and key for HTTPS, read from --certfile/--keyfile; null for plain HTTP. */
-export function loadTls(config: Config): { cert: string; key: string } | null {
+export function loadTls(config: ServerConfig): { cert: string; key: string } | null {
   if (config.certfile === "" && config.keyfile === "") return null;
   if (config.certfile === "" || config.keyfile === "") {
     throw new ConfigError("--certfile and --keyfile go together: give both or neither");
@@ -137,8 +138,7 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return out;
 }
 
-/** "http://127.0.0.1:8000", with IPv6 hosts in brackets. */
-export function urlOf(addr: Deno.NetAddr, scheme = "http"): string {
-  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-  return `${scheme}://${host}:${addr.port}`;
+/** "http://127.0.0.1:8000" for a bound address. */
+export function urlOf(addr: Deno.NetAddr | BindAddress, scheme = "http"): string {
+  return bindUrl(addr, scheme);
 }

@@ -9,14 +9,8 @@ import type { ConnectionInfo } from "../tsgi/environ.ts";
 import { DescriptorReserve, isOutOfDescriptors } from "./fd_reserve.ts";
 import { RateLimitedLog } from "./log.ts";
 import { prepareFileLimit } from "./rlimit.ts";
-import { type Bind, isUnixBind } from "../cli/settings.ts";
+import { type Bind, isUnixBind } from "./bind.ts";
 import { listenUnix, removeSocket } from "./unix_socket.ts";
-
-/** A TCP address to listen on. Port 0 takes a free port. */
-export interface BindAddress {
-  hostname: string;
-  port: number;
-}
 
 /** How often deadlines are checked; timeouts are this precise. */
 const SWEEP_INTERVAL_MS = 250;

@@ -1,11 +1,6 @@
 // Listening on a unix socket (--bind unix:/path): a stale socket file left by a crash is
 // replaced, a live one never is; the file gets the mode --umask leaves; it is removed on stop.
 
-/** A unix-socket address to listen on. */
-export interface UnixBind {
-  path: string;
-}
-
 /** Refused to take over a socket path: the message says why. */
 export class SocketInUseError extends Error {
   constructor(message: string) {

@@ -5,7 +5,13 @@
 import assert from "node:assert/strict";
 import { formatConfig, settingsFromObject } from "../../src/cli/config_file.ts";
 import { helpText } from "../../src/cli/cli.ts";
-import { type Config, ConfigError, defaultConfig, SETTINGS } from "../../src/cli/settings.ts";
+import {
+  type AnySetting,
+  type Config,
+  ConfigError,
+  defaultConfig,
+  SETTINGS,
+} from "../../src/cli/settings.ts";
 import { fromFileUrl } from "../support/paths.ts";
 import { run } from "../support/process.ts";
 
@@ -50,7 +56,12 @@ async function waitUntil(what: string, check: () => boolean, ms = 30_000) {
 
 Deno.test("settingsFromObject() takes every setting's default as the CLI spells it", () => {
   const object: Record<string, unknown> = {};
-  for (const s of SETTINGS) object[s.key] = s.multiple ? [s.default] : s.default;
+  const spell = (s: AnySetting, v: unknown) => (s.format ? s.format(v) : String(v));
+  for (const s of SETTINGS) {
+    object[s.key] = Array.isArray(s.default)
+      ? s.default.map((v) => spell(s, v))
+      : spell(s, s.default);
+  }
   const { values } = settingsFromObject(object, "t.json");
   assert.deepEqual(values, defaultConfig());
 });

@@ -32,16 +32,17 @@ export interface TestServer {
 export async function withServer(
   app: App,
   fn: (server: TestServer) => Promise<void>,
-  options: ServeOptions = {},
+  options: ServeOptions & { validate?: boolean } = {},
 ): Promise<void> {
   const errors = new MemorySink();
   const access = new MemorySink();
-  const handle = serve(options.validate === false ? app : validate(app), {
+  const { validate: check, ...serveOptions } = options;
+  const handle = serve(check === false ? app : validate(app), {
     bind: [{ hostname: "127.0.0.1", port: 0 }],
     errorLog: new ErrorLog(options.logLevel ?? "debug", errors),
     accessLog: "sink",
     accessSink: access,
-    ...options,
+    ...serveOptions,
   });
   const port = handle.addrs[0].port;
   try {
