@@ -44,6 +44,19 @@ export interface Engine {
   draining: boolean;
 }
 
+/**
+ * Where a connection is, as Go's net/http ConnState says it; each state has its deadline,
+ * which the server's sweeper enforces. The transitions:
+ *
+ *   Idle ──byte──▶ ReadingHead ──head──▶ Active ──response──▶ Idle (keep-alive)
+ *   Active ──response, body unread──▶ Draining ──body ended──▶ Idle
+ *   Active | ReadingHead | Draining ──closing answer──▶ Lingering ──▶ Closed
+ *   any ──end of stream, error, deadline──▶ Closed
+ *
+ * Idle: --keep-alive (--header-timeout before the first request); ReadingHead:
+ * --header-timeout; Active: none (the body's and the response's rates, see data_rate.ts);
+ * Draining: the engine's drainTimeoutMs; Lingering: LINGER_MS.
+ */
 export const enum ConnState {
   /** Waiting for the first byte of a request. */
   Idle,
@@ -64,6 +77,13 @@ const DRAIN_LIMIT = 256 * 1024;
 /** How long, and how much, a closing connection reads and drops after an error answer. */
 const LINGER_MS = 2000;
 const LINGER_BYTES = 256 * 1024;
+/** No socket read is in flight. */
+const NOT_READING = 0;
+/** A read whose caller awaits it. */
+const OWN_READ = 1;
+/** What is reading the socket: nobody, an own read, or a watch (the promise of its landing). */
+type Reading = typeof NOT_READING | typeof OWN_READ | Promise<void>;
+
 const encoder = new TextEncoder();
 const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
 
@@ -83,9 +103,13 @@ export class Connection implements ClosePolicy {
   readonly #out: OutputBuffer;
   readonly #scanner = new HeadScanner();
   #requests = 0;
-  #readAhead: Promise<void> | null = null;
-  /** A fill() or readInto() read is in flight: its end-of-stream is the signal's too. */
-  #directRead = false;
+  /**
+   * The one socket read that may be in flight. An own read (fill, readInto, linger) is
+   * awaited by its caller, and its end-of-stream is the signal's too. A watch, started by
+   * requestSignal() while the app runs, lands in the buffer by itself: the next fill() takes
+   * its bytes instead of starting a read of its own. Nothing moves the buffer under either.
+   */
+  #reading: Reading = NOT_READING;
   /** The peer closed its side, or the socket failed: no more bytes will come. */
   #ended = false;
   /** The current request's body, while it is being served. */
@@ -118,7 +142,7 @@ export class Connection implements ClosePolicy {
         const head = buffered === undefined ? await this.#readHead() : buffered;
         if (head === null) break;
         if (head instanceof HttpError) {
-          await this.#refuse(head);
+          await this.#refuse(undefined, head, this.#clock());
           break;
         }
         let reusable = this.#serve(head);
@@ -143,7 +167,7 @@ export class Connection implements ClosePolicy {
    * what comes, for LINGER_MS and LINGER_BYTES at most (the sweeper holds the deadline).
    */
   async #linger(): Promise<void> {
-    if (this.#readAhead !== null || this.#directRead || this.#ended) return;
+    if (this.#reading !== NOT_READING || this.#ended) return;
     try {
       await this.#conn.closeWrite();
     } catch {
@@ -163,7 +187,7 @@ export class Connection implements ClosePolicy {
   /** Back to the pool, unless a read may still land in the buffer. */
   #releaseBuffers(): void {
     this.#out.release();
-    if (this.#readAhead !== null || this.#directRead) return;
+    if (this.#reading !== NOT_READING) return;
     giveBuffer(this.buf);
     this.buf = this.#wholeView = new Uint8Array(0);
     this.start = this.end = 0;
@@ -230,8 +254,8 @@ export class Connection implements ClosePolicy {
   async fill(): Promise<boolean> {
     const backlog = this.#out.flushBehind();
     if (backlog) await backlog;
-    if (this.#readAhead !== null) {
-      await this.#waitBody(this.#readAhead);
+    if (this.#reading instanceof Promise) {
+      await this.#waitBody(this.#reading);
       return !this.#ended;
     }
     if (this.#ended) return false;
@@ -267,13 +291,13 @@ export class Connection implements ClosePolicy {
   /** A read of the socket into `view`; null at its end (which also fires the signal). */
   async #readSocket(view: Uint8Array): Promise<number | null> {
     let n: number | null;
-    this.#directRead = true;
+    this.#reading = OWN_READ;
     try {
       n = await this.#conn.read(view);
     } catch {
       n = null;
     } finally {
-      this.#directRead = false;
+      this.#reading = NOT_READING;
     }
     if (n === null) this.#readDone(null);
     else this.#bodyClock?.add(n);
@@ -284,8 +308,8 @@ export class Connection implements ClosePolicy {
   async readInto(dest: Uint8Array): Promise<number | null> {
     const backlog = this.#out.flushBehind();
     if (backlog) await backlog;
-    if (this.#readAhead !== null || this.end > this.start) {
-      if (this.#readAhead !== null) await this.#waitBody(this.#readAhead);
+    if (this.#reading instanceof Promise || this.end > this.start) {
+      if (this.#reading instanceof Promise) await this.#waitBody(this.#reading);
       return this.#ended && this.end === this.start ? null : 0;
     }
     if (this.#ended) return null;
@@ -300,14 +324,14 @@ export class Connection implements ClosePolicy {
   #startRead(): void {
     this.#makeRoom();
     const view = this.end === 0 ? this.#wholeView : this.buf.subarray(this.end);
-    this.#readAhead = this.#conn.read(view).then(
+    this.#reading = this.#conn.read(view).then(
       (n) => this.#readDone(n),
       () => this.#readDone(null),
     );
   }
 
   #readDone(n: number | null): void {
-    this.#readAhead = null;
+    this.#reading = NOT_READING;
     if (n === null) {
       this.#ended = true;
       this.#abort?.abort(new ClientGoneError("Client closed the connection"));
@@ -326,7 +350,7 @@ export class Connection implements ClosePolicy {
       this.#abort = new AbortController();
       if (this.#ended) this.#abort.abort(new ClientGoneError("Client closed the connection"));
       // With the buffer full (a pipelined flood) there is nothing to read into: no watch.
-      else if (this.#readAhead === null && !this.#directRead && this.end < this.buf.length) {
+      else if (this.#reading === NOT_READING && this.end < this.buf.length) {
         this.#startRead();
       }
     }
@@ -355,9 +379,16 @@ export class Connection implements ClosePolicy {
 
   /** The next head if the buffer holds all of it; undefined when more bytes are needed. */
   #bufferedHead(): RequestHead | HttpError | undefined {
+    this.#scanner.reset();
+    return this.end === this.start ? undefined : this.#scanHead();
+  }
+
+  /**
+   * Scans on from where the scanner stopped. A complete head is parsed and taken out of the
+   * buffer; undefined when the buffer ends first.
+   */
+  #scanHead(): RequestHead | HttpError | undefined {
     const scanner = this.#scanner;
-    scanner.reset();
-    if (this.end === this.start) return undefined;
     const length = scanner.scan(this.buf, this.start, this.end, this.#engine.limits);
     if (length === 0) return undefined;
     if (length instanceof HttpError) return length;
@@ -369,7 +400,6 @@ export class Connection implements ClosePolicy {
   /** Reads until a head is complete; null when the connection ended between requests. */
   async #readHead(): Promise<RequestHead | HttpError | null> {
     const engine = this.#engine;
-    const scanner = this.#scanner;
     // The scanner keeps its place from #bufferedHead()'s look at the partial head.
     this.state = this.end > this.start ? ConnState.ReadingHead : ConnState.Idle;
     this.deadline = coarseNow() +
@@ -383,25 +413,24 @@ export class Connection implements ClosePolicy {
         this.state = ConnState.ReadingHead;
         this.deadline = coarseNow() + engine.headerTimeoutMs;
       }
-      const length = scanner.scan(this.buf, this.start, this.end, engine.limits);
-      if (length instanceof HttpError) return length;
-      if (length > 0) {
-        const headStart = this.start + scanner.leading;
-        this.start += length;
-        return parseRequestHead(this.buf, headStart, this.start);
-      }
+      const head = this.#scanHead();
+      if (head !== undefined) return head;
     }
   }
 
-  /** Answers a malformed request with its status and closes: the stream cannot be trusted. */
-  async #refuse(error: HttpError): Promise<void> {
+  /**
+   * Answers a request the server refuses — a malformed head (`head` undefined), a body too
+   * large, an environ it cannot build — with its status, and closes: past such a request the
+   * stream cannot be trusted.
+   */
+  #refuse(head: RequestHead | undefined, error: HttpError, began: number): Promise<boolean> {
     this.state = ConnState.Active;
     this.#lingering = true;
     this.#engine.errorLog.info(`${error.status} ${error.message} from ${this.info.remoteAddr}`);
-    const response = new ResponseWriter(this.#out, "GET", 1, false);
+    const response = new ResponseWriter(this.#out, head?.method ?? "GET", head?.minor ?? 1, false);
     response.writeErrorResponse(error.status, true);
-    this.#logAccess(undefined, response, this.#clock(), undefined);
-    await this.#out.flush();
+    this.#logAccess(head, response, began, undefined);
+    return this.#flushThen(false);
   }
 
   /** Serves one request; true (or a promise of it) when the connection may carry another. */
@@ -415,12 +444,12 @@ export class Connection implements ClosePolicy {
     this.#out.clock.restart();
     if (head.bodyKind !== BodyKind.None) {
       input = this.#openInput(head);
-      if (input instanceof HttpError) return this.#serveError(head, input, began);
+      if (input instanceof HttpError) return this.#refuse(head, input, began);
       this.#bodyClock = new TransferClock(engine.bodyRate);
     }
     this.#input = input;
     const environ = buildEnviron(head, this.info, engine.environ, input ?? EMPTY_INPUT);
-    if (environ instanceof HttpError) return this.#serveError(head, environ, began);
+    if (environ instanceof HttpError) return this.#refuse(head, environ, began);
     environ["tsgi.server.signal"] = this.#signal;
     if (this.info.trustedProxy) applyForwarded(environ, engine.trustedProxies as TrustedProxies);
     const response = new ResponseWriter(this.#out, head.method, head.minor, head.keepAlive, this);
@@ -461,7 +490,9 @@ export class Connection implements ClosePolicy {
       return new HttpError(413, "Request body too large");
     }
     // Bodies move faster through larger reads; never move the buffer under a read in flight.
-    if (this.buf.length < BODY_READ_BUFFER && this.#readAhead === null) this.#growReadBuffer();
+    if (this.buf.length < BODY_READ_BUFFER && this.#reading === NOT_READING) {
+      this.#growReadBuffer();
+    }
     return new RequestInput(this, head, max, this.#engine.limits);
   }
 
@@ -579,15 +610,6 @@ export class Connection implements ClosePolicy {
     this.#lingering = !reusable;
     if (!reusable) await this.#out.flush();
     return reusable;
-  }
-
-  #serveError(head: RequestHead, error: HttpError, began: number): Promise<boolean> {
-    this.#lingering = true;
-    this.#engine.errorLog.info(`${error.status} ${error.message} from ${this.info.remoteAddr}`);
-    const response = new ResponseWriter(this.#out, head.method, head.minor, false);
-    response.writeErrorResponse(error.status, true);
-    this.#logAccess(head, response, began, undefined);
-    return this.#flushThen(false);
   }
 
   /** A timestamp for the access log's duration; free when there is no access log. */
