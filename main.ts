@@ -1,4 +1,4 @@
-// The tsgi command: `deno run -A main.ts APP [options]`. All of it lives in src/cli.ts; a
+// The tsgi command: `deno run -A main.ts APP [options]`. All of it lives in src/cli/cli.ts; a
 // per-request child (--isolate request) skips the CLI, since its start-up is each request's
 // cost.
 if (import.meta.main) {

@@ -12,7 +12,7 @@
 //
 // Everything is on 127.0.0.1, and stops by itself: no new connection starts after --seconds,
 // and an attacker the server leaves open is closed by the client after --close-bound.
-// tests/soak_test.ts runs a shorter soak() and asserts no descriptor leak and bounded RSS.
+// tests/server/soak_test.ts runs a shorter soak() and asserts no descriptor leak and bounded RSS.
 
 import { fileURLToPath } from "node:url";
 import echo from "../apps/echo.ts";

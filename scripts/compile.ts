@@ -3,7 +3,7 @@
 // entry module (dist/.entry/<name>.ts) that imports the app statically and hands it to the
 // CLI's main(), then runs `deno compile` on it with the permissions and the unstable flag the
 // server needs. The binary takes the same flags as main.ts (APP is built in) and re-runs
-// itself for workers and isolated children (src/reexec.ts).
+// itself for workers and isolated children (src/process/reexec.ts).
 //
 //   deno task compile apps/hello.ts            # dist/hello
 //   deno task compile apps/hello.ts:api --name api --out build --entry-only

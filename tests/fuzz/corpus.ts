@@ -1,6 +1,7 @@
 // The raw-request corpus in tests/corpus/: exact bytes, one request stream per file.
 //
-// - valid/NAME.http: every request in it must be accepted and framed to the last byte.
+// - valid/NAME.http: every request in it must be accepted and framed to the last byte;
+//   valid/NAME.json beside it is its expected parse (tests/http/corpus_test.ts).
 // - invalid/STATUS-NAME.http: refused with STATUS (after any valid requests before the bad one).
 // - found/HASH.http (+ HASH.json: the limits it was found with and what went wrong): inputs the
 //   fuzzer failed on, kept as regression cases and as seeds for the next run.

@@ -12,7 +12,7 @@ const ROOT = fromFileUrl(new URL("../..", import.meta.url));
 const RLIMIT = new URL("../../src/server/rlimit.ts", import.meta.url).href;
 const LINUX = Deno.build.os === "linux";
 
-/** Runs a script importing src/rlimit.ts as `rlimit` (under `prlimit` when given); its JSON. */
+/** Runs a script importing src/server/rlimit.ts as `rlimit` (under `prlimit` when given); its JSON. */
 async function probe(permissions: string[], body: string, limit?: string): Promise<unknown> {
   const dir = await Deno.makeTempDir({ prefix: "tsgi-rlimit-" });
   try {

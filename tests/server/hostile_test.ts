@@ -201,7 +201,7 @@ Deno.test("an app that blocks the event loop: requests that queued meanwhile are
     assert.ok(performance.now() - t < 500, "served promptly after the block");
     // The access log records the blocked request with its duration. A single process cannot
     // preempt its own loop: --workers with --timeout kills and replaces a worker stuck longer
-    // (tests/workers_test.ts).
+    // (tests/pool/workers_test.ts).
     server.handle.server.engine.accessLog?.flush();
     const line = server.access.text.split("\n").find((l) => l.includes("GET /bad "));
     assert.ok(line, server.access.text);
