@@ -10,6 +10,7 @@ import { type IsolatedApp, isolatedApp } from "../isolate/executor.ts";
 import { runChild } from "../isolate/child.ts";
 import { currentRole } from "../process/role.ts";
 import { isUnixBind } from "../server/bind.ts";
+import { takeSystemdSockets } from "../server/systemd.ts";
 import { ErrorLog } from "../server/log.ts";
 import { runMaster } from "../pool/master.ts";
 import { setEntryModule } from "../process/reexec.ts";
@@ -313,14 +314,19 @@ async function serveCommand(
   if (config.isolate === "request") {
     isolated = isolatedApp(spec, { ...config, errorLog, args });
   }
+  // Started by a systemd .socket unit: its sockets are served, --bind is not (deploy.md).
+  const activation = takeSystemdSockets();
   let handle;
   try {
-    for (const bind of config.bind) if (isUnixBind(bind)) await clearStaleSocket(bind.path);
-    handle = serve(isolated ?? loaded.app, { ...config, errorLog });
+    if (activation === null) {
+      for (const bind of config.bind) if (isUnixBind(bind)) await clearStaleSocket(bind.path);
+    }
+    handle = serve(isolated ?? loaded.app, { ...config, errorLog, inherited: activation?.fds });
   } catch (error) {
     await isolated?.close();
     if (error instanceof ConfigError) return usageError(error);
-    console.error(`tsgi: cannot listen: ${error instanceof Error ? error.message : error}`);
+    const what = activation === null ? "cannot listen" : "cannot serve systemd's sockets";
+    console.error(`tsgi: ${what}: ${error instanceof Error ? error.message : error}`);
     return 1;
   }
   const scheme = config.certfile === "" ? "http" : "https";

@@ -22,6 +22,11 @@ export interface ServeOptions extends Partial<ServerConfig> {
   accessSink?: Sink;
   /** Share the port with other processes (workers). */
   reusePort?: boolean;
+  /**
+   * Listening sockets this process inherited, by descriptor (from a pool's master, or from
+   * systemd): served instead of binding `bind`. Serving them throws AdoptError when it can't.
+   */
+  inherited?: number[];
   multiprocess?: boolean;
   runOnce?: boolean;
 }
@@ -81,14 +86,16 @@ export function serve(app: App, options: ServeOptions = {}): ServerHandle {
     maxPending: config.maxPending,
   });
   const tls = loadTls(config);
-  if (tls && config.bind.some(isUnixBind)) {
+  if (tls && options.inherited === undefined && config.bind.some(isUnixBind)) {
     throw new ConfigError("--certfile with a unix:... bind: HTTPS is served on TCP binds only");
   }
-  const { addrs, socketPaths } = server.listen(config.bind, {
-    reusePort: options.reusePort ?? false,
-    tls,
-    umask: config.umask,
-  });
+  const { addrs, socketPaths } = options.inherited !== undefined
+    ? server.adopt(options.inherited, { tls })
+    : server.listen(config.bind, {
+      reusePort: options.reusePort ?? false,
+      tls,
+      umask: config.umask,
+    });
   const finished = server.serve();
   return {
     addrs,

@@ -9,7 +9,8 @@ import type { ConnectionInfo } from "../tsgi/environ.ts";
 import { DescriptorReserve, isOutOfDescriptors } from "./fd_reserve.ts";
 import { RateLimitedLog } from "./log.ts";
 import { prepareFileLimit } from "./rlimit.ts";
-import { type Bind, isUnixBind } from "./bind.ts";
+import { adoptListener } from "./adopt.ts";
+import { type Bind, formatBind, isUnixBind } from "./bind.ts";
 import { listenUnix, removeSocket } from "./unix_socket.ts";
 
 /** How often deadlines are checked; timeouts are this precise. */
@@ -101,31 +102,68 @@ export class Server {
     const reusePort = options.reusePort ?? false;
     const tls = options.tls ?? null;
     for (const bind of binds) {
-      if (isUnixBind(bind)) {
-        const listener = listenUnix(bind.path, options.umask ?? 0);
-        this.#socketPaths.push(bind.path);
-        this.#listening.push({
-          listener,
-          serverName: bind.path,
-          serverPort: "",
-          urlScheme: "http",
-        });
-        opened.socketPaths.push(bind.path);
-        continue;
+      try {
+        this.#bind(bind, reusePort, tls, options.umask ?? 0, opened);
+      } catch (error) {
+        // Deno's message names no address; the one that failed is what a user needs to know.
+        if (error instanceof Error) error.message = `${formatBind(bind)}: ${error.message}`;
+        throw error;
       }
-      const where = { hostname: bind.hostname, port: bind.port, reusePort };
-      const listener = tls ? Deno.listenTls({ ...where, ...tls }) : Deno.listen(where);
-      const addr = listener.addr as Deno.NetAddr;
-      this.#listening.push({
-        listener,
-        serverName: addr.hostname,
-        serverPort: String(addr.port),
-        urlScheme: tls ? "https" : "http",
-      });
-      opened.addrs.push(addr);
     }
     // Every connection, served or waiting, holds a descriptor; one is kept spare for refusing
     // connections once none is left (src/fd_reserve.ts).
+    this.#reserve.take();
+    return opened;
+  }
+
+  /** Opens one listener and records it. */
+  #bind(
+    bind: Bind,
+    reusePort: boolean,
+    tls: { cert: string; key: string } | null,
+    umask: number,
+    opened: Listeners,
+  ): void {
+    if (isUnixBind(bind)) {
+      const listener = listenUnix(bind.path, umask);
+      this.#socketPaths.push(bind.path);
+      this.#listening.push({ listener, serverName: bind.path, serverPort: "", urlScheme: "http" });
+      opened.socketPaths.push(bind.path);
+      return;
+    }
+    const where = { hostname: bind.hostname, port: bind.port, reusePort };
+    const listener = tls ? Deno.listenTls({ ...where, ...tls }) : Deno.listen(where);
+    const addr = listener.addr as Deno.NetAddr;
+    this.#listening.push({
+      listener,
+      serverName: addr.hostname,
+      serverPort: String(addr.port),
+      urlScheme: tls ? "https" : "http",
+    });
+    opened.addrs.push(addr);
+  }
+
+  /**
+   * Serves listening sockets this process inherited (from a pool's master, or systemd)
+   * instead of binding. Throws AdoptError when one cannot be served (src/server/adopt.ts).
+   */
+  adopt(fds: number[], options: ListenOptions = {}): Listeners {
+    prepareFileLimit(this.#admission, this.engine.errorLog);
+    const opened: Listeners = { addrs: [], socketPaths: [] };
+    const tls = options.tls ?? undefined;
+    for (const fd of fds) {
+      const { listener, socket } = adoptListener(fd, tls);
+      const unix = socket.path !== "";
+      this.#listening.push({
+        listener,
+        serverName: unix ? socket.path : socket.hostname,
+        serverPort: unix ? "" : String(socket.port),
+        urlScheme: tls && !unix ? "https" : "http",
+      });
+      if (!unix) {
+        opened.addrs.push({ transport: "tcp", hostname: socket.hostname, port: socket.port });
+      }
+    }
     this.#reserve.take();
     return opened;
   }
