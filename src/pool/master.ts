@@ -1,19 +1,22 @@
-// The master of a pool of worker processes (gunicorn's arbiter, on Deno.Command). It serves
-// no traffic: it starts the workers, which each listen on the same addresses with
-// SO_REUSEPORT, and keeps their number right. Signal handlers and the watchers of each
-// child only push events onto a queue; one loop owns all process state — reaping, spawning,
-// timeouts, scaling, stopping — so no two pieces of code ever decide about the same child.
-//
-//   TERM, INT  stop gracefully: workers finish in-flight requests within --graceful-timeout
-//   QUIT       stop now
-//   HUP        start fresh workers (the app is imported again); each one that is ready
-//              replaces an old one, so the port is never without a listener. If the fresh
-//              ones cannot boot (a broken edit), the old ones keep serving: after a few
-//              failures in a row the replacement is given up until the next HUP.
-//   TTIN/TTOU  one worker more / one fewer (never fewer than one)
+// The master of a pool of worker processes (gunicorn's arbiter, on Deno.Command): it serves no
+// traffic, starts workers that share the port (SO_REUSEPORT) and keeps their number right.
 
 import { type ControlMessage, parseMessage, WORKER_ENV } from "./control.ts";
+import {
+  deadlineOf,
+  exitMeaning,
+  isFresh,
+  isOld,
+  isReady,
+  isWatched,
+  type Phase,
+  transition,
+} from "./phase.ts";
+import { Passthrough } from "./passthrough.ts";
 import { ErrorLog } from "../server/log.ts";
+import { BootFailures } from "../process/backoff.ts";
+import { describeExit } from "../process/exit_status.ts";
+import { relayLines } from "../process/line_relay.ts";
 import { selfCommand } from "../process/reexec.ts";
 import { roleEnv } from "../process/role.ts";
 import { type BindAddress, formatBind, isUnixBind, urlOf } from "../server/bind.ts";
@@ -21,8 +24,6 @@ import type { PoolConfig } from "./config.ts";
 
 /** Failed boots in a row, with no worker ever ready, after which the master gives up. */
 const BOOT_FAILURE_LIMIT = 5;
-const BACKOFF_FIRST_MS = 100;
-const BACKOFF_MAX_MS = 5000;
 /** A worker is given this long to say anything at all, however short --timeout is: starting
  * a runtime and compiling the app can take a few seconds on a loaded machine. */
 const FIRST_WORD_MS = 30_000;
@@ -38,34 +39,22 @@ export const EXIT_NO_WORKER = 3;
 const SIGNALS = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU"] as const;
 type MasterSignal = typeof SIGNALS[number];
 
-/** One child process, as the loop sees it. */
-interface Worker {
-  id: number;
-  pid: number;
-  child: Deno.ChildProcess;
-  /** Bumped by HUP: workers of an older generation are replaced. */
-  generation: number;
-  ready: boolean;
-  /** Asked to be replaced (request budget spent). */
-  retiring: boolean;
-  /** Signalled to stop by the master; its exit is expected. */
-  stopping: boolean;
-  /** When a stopping worker gets SIGKILL. */
-  killAt: number;
-  killed: boolean;
-  timedOut: boolean;
-  heard: boolean;
-  lastSeen: number;
+/** One worker process, as the loop sees it. */
+interface PoolWorker {
+  readonly id: number;
+  readonly pid: number;
+  readonly child: Deno.ChildProcess;
+  /** All the master knows of its state; changed only through transition() (src/pool/phase.ts). */
+  phase: Phase;
+  /** Requests served, as of its last heartbeat. */
   served: number;
-  /** Why it could not boot, in its own words. */
-  error: string | undefined;
 }
 
 type Event =
   | { type: "signal"; signal: MasterSignal }
   | { type: "reload"; why: string }
-  | { type: "message"; worker: Worker; message: ControlMessage }
-  | { type: "exit"; worker: Worker; status: Deno.CommandStatus };
+  | { type: "message"; worker: PoolWorker; message: ControlMessage }
+  | { type: "exit"; worker: PoolWorker; status: Deno.CommandStatus };
 
 /** What else can ask a master to replace its workers. */
 export interface MasterOptions {
@@ -130,11 +119,11 @@ function reservePorts(binds: BindAddress[]): { binds: BindAddress[]; probes: Den
   return { binds: resolved, probes };
 }
 
-/** How a worker ended, for the log: "exit code 1", "signal SIGKILL". */
-function describeStatus(status: Deno.CommandStatus): string {
-  return status.signal !== null ? `signal ${status.signal}` : `exit code ${status.code}`;
-}
-
+/**
+ * The supervisor. Signal handlers and the watchers of each child only push events onto a
+ * queue; one loop owns all process state — reaping, spawning, timeouts, scaling, stopping — so
+ * no two pieces of code ever decide about the same child.
+ */
 class Arbiter {
   readonly #config: PoolConfig;
   readonly #log: ErrorLog;
@@ -143,21 +132,21 @@ class Arbiter {
   readonly #args: string[];
   #probes: Deno.Listener[];
 
-  readonly #workers = new Map<number, Worker>();
+  readonly #workers = new Map<number, PoolWorker>();
   readonly #events: Event[] = [];
   #wake: (() => void) | null = null;
 
   #target: number;
+  /** Bumped by each reload: workers started for an earlier one are replaced. */
   #generation = 0;
   #nextId = 1;
   #everBooted = false;
-  #bootFailures = 0;
-  #lastBootFailure = "";
+  readonly #bootFailures = new BootFailures();
   #nextSpawnAt = 0;
   #stopping: "graceful" | "quick" | null = null;
   #announced = false;
   #exitCode = 0;
-  #relay: Promise<void> = Promise.resolve();
+  readonly #passthrough = new Passthrough();
 
   constructor(
     config: PoolConfig,
@@ -194,7 +183,7 @@ class Arbiter {
       watcher?.close();
       for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
       this.#closeProbes();
-      await this.#relay;
+      await this.#passthrough.flushed();
     }
     this.#log.info(`Master stopped (pid ${Deno.pid})`);
     return this.#exitCode;
@@ -221,11 +210,18 @@ class Arbiter {
 
   #handle(event: Event): void {
     if (event.type === "signal") this.#onSignal(event.signal);
-    else if (event.type === "reload") this.#replaceAll(event.why);
+    else if (event.type === "reload") this.#reload(event.why);
     else if (event.type === "message") this.#onMessage(event.worker, event.message);
-    else this.#onExit(event.worker, event.status);
+    else this.#reap(event.worker, event.status);
   }
 
+  /**
+   *   TERM, INT  stop gracefully: workers finish in-flight requests within --graceful-timeout
+   *              (a second one: stop now)
+   *   QUIT       stop now
+   *   HUP        reload (#reload)
+   *   TTIN/TTOU  one worker more / one fewer (never fewer than one)
+   */
   #onSignal(signal: MasterSignal): void {
     const now = Date.now();
     switch (signal) {
@@ -244,7 +240,7 @@ class Arbiter {
         this.#stopAll("quick", now);
         return;
       case "SIGHUP":
-        this.#replaceAll(signal);
+        this.#reload(signal);
         return;
       case "SIGTTIN":
         if (this.#stopping !== null) return;
@@ -259,38 +255,72 @@ class Arbiter {
     }
   }
 
-  /** HUP: a new generation of workers; each old one goes when a fresh one is ready. */
-  #replaceAll(why: string): void {
+  /**
+   * HUP (or a watched file changed): fresh workers import the app again; each one that is
+   * ready replaces an old one (#retireOld), so the port is never without a listener. If the
+   * fresh ones cannot boot (a broken edit), the old ones keep serving (#keepOutdated).
+   */
+  #reload(why: string): void {
     if (this.#stopping !== null) return;
     this.#generation++;
+    for (const worker of this.#workers.values()) {
+      const { phase } = worker;
+      // A booting one knows its generation: it becomes outdated if it gets ready.
+      if (phase.name === "serving") this.#enter(worker, { ...phase, name: "outdated" });
+    }
     // Asked for on purpose, most likely after a fix: try at once, not after the backoff.
-    this.#bootFailures = 0;
+    this.#bootFailures.reset();
     this.#nextSpawnAt = 0;
     this.#log.info(`${why}: starting ${this.#target} fresh worker(s) to replace the others`);
   }
 
-  #onMessage(worker: Worker, message: ControlMessage): void {
-    worker.heard = true;
-    worker.lastSeen = Date.now();
+  #onMessage(worker: PoolWorker, message: ControlMessage): void {
+    this.#heard(worker, Date.now());
+    const { phase } = worker;
     switch (message.t) {
       case "hb":
         worker.served = message.n;
         return;
       case "ready":
-        worker.ready = true;
-        this.#everBooted = true;
-        this.#bootFailures = 0;
-        this.#nextSpawnAt = 0;
-        this.#log.info(`Worker ${worker.id} (pid ${worker.pid}) ready`);
-        this.#announce();
+        this.#ready(worker);
         return;
       case "retiring":
-        worker.retiring = true;
+        // Said by a ready worker; one told to go already is going anyway.
+        if (phase.name === "serving" || phase.name === "outdated") {
+          this.#enter(worker, { ...phase, name: "retiring" });
+        }
         return;
       case "error":
-        worker.error = message.msg;
+        if (phase.name === "booting") this.#enter(worker, { ...phase, error: message.msg });
         return;
     }
+  }
+
+  /** Any word from a worker proves its event loop turns: its timeout starts again. */
+  #heard(worker: PoolWorker, now: number): void {
+    const { phase } = worker;
+    if (isWatched(phase)) this.#enter(worker, { ...phase, timesOutAt: this.#timesOutAt(now) });
+  }
+
+  /** When a worker silent from `now` on times out; its first word may take longer. */
+  #timesOutAt(now: number, firstWord = false): number {
+    const timeoutMs = this.#config.timeout * 1000;
+    if (timeoutMs <= 0) return Infinity;
+    return now + (firstWord ? Math.max(timeoutMs, FIRST_WORD_MS) : timeoutMs);
+  }
+
+  /** A worker loaded the app and listens: booting works, whatever became of this one since. */
+  #ready(worker: PoolWorker): void {
+    const { phase } = worker;
+    if (phase.name === "booting") {
+      const name = phase.generation === this.#generation ? "serving" : "outdated";
+      this.#enter(worker, { name, timesOutAt: phase.timesOutAt });
+    }
+    this.#everBooted = true;
+    this.#bootFailures.reset();
+    this.#nextSpawnAt = 0;
+    this.#log.info(`Worker ${worker.id} (pid ${worker.pid}) ready`);
+    this.#announce();
   }
 
   /** The first ready worker: the ports are held by workers now, so say where. */
@@ -308,30 +338,34 @@ class Arbiter {
     this.#probes = [];
   }
 
-  #onExit(worker: Worker, status: Deno.CommandStatus): void {
+  /** A worker has exited (and its stdout is read): log it as its phase says, forget it. */
+  #reap(worker: PoolWorker, status: Deno.CommandStatus): void {
     this.#workers.delete(worker.id);
-    const how = describeStatus(status);
+    const how = describeExit(status);
     const who = `Worker ${worker.id} (pid ${worker.pid})`;
-    if (worker.stopping) {
-      if (status.success) this.#log.info(`${who} exited`);
-      else this.#log.warning(`${who} exited: ${how}`);
-      return;
+    const { phase } = worker;
+    switch (exitMeaning(phase)) {
+      case "stopped":
+        if (status.success) this.#log.info(`${who} exited`);
+        else this.#log.warning(`${who} exited: ${how}`);
+        return;
+      case "died":
+        this.#log.warning(`${who} died: ${how}; replacing it`);
+        return;
+      case "failed to boot": {
+        const reason = phase.name === "booting"
+          ? phase.error ?? how
+          : `no word from it for ${this.#config.timeout} s`;
+        this.#log.error(`${who} failed to boot: ${reason}`);
+        this.#bootFailed(reason);
+      }
     }
-    if (worker.ready) {
-      this.#log.warning(`${who} died: ${how}; replacing it`);
-      return;
-    }
-    const reason = worker.timedOut
-      ? `no word from it for ${this.#config.timeout} s`
-      : worker.error ?? how;
-    this.#log.error(`${who} failed to boot: ${reason}`);
-    this.#bootFailed(reason);
   }
 
   #bootFailed(reason: string): void {
-    this.#bootFailures++;
-    this.#lastBootFailure = reason;
-    if (!this.#everBooted && this.#bootFailures >= BOOT_FAILURE_LIMIT) {
+    const delay = this.#bootFailures.failed();
+    const failures = this.#bootFailures.count;
+    if (!this.#everBooted && failures >= BOOT_FAILURE_LIMIT) {
       if (this.#stopping === null) {
         this.#log.error(`no worker could boot: ${reason}`);
         this.#exitCode = EXIT_NO_WORKER;
@@ -339,129 +373,150 @@ class Arbiter {
       }
       return;
     }
-    if (this.#bootFailures === BOOT_FAILURE_LIMIT && this.#keepOldWorkers(reason)) return;
-    const delay = Math.min(BACKOFF_FIRST_MS * 2 ** (this.#bootFailures - 1), BACKOFF_MAX_MS);
+    if (failures === BOOT_FAILURE_LIMIT && this.#keepOutdated(reason)) return;
     this.#nextSpawnAt = Date.now() + delay;
-    this.#log.info(`Next worker in ${delay} ms (${this.#bootFailures} failed boot(s) in a row)`);
+    this.#log.info(`Next worker in ${delay} ms (${failures} failed boot(s) in a row)`);
   }
 
   /**
-   * A replacement (HUP) whose fresh workers keep failing to boot is given up: the old workers
-   * that are serving become the current generation again, so they are not retired for
-   * workers that cannot come. Without this the pool would retry the broken app forever.
-   * True when they are enough: no worker is to be started.
+   * A reload whose fresh workers keep failing to boot is given up: the outdated workers serve
+   * on as the current ones, so they are not retired for workers that cannot come. Without
+   * this the pool would retry the broken app forever. True when they are enough: no worker
+   * is to be started.
    */
-  #keepOldWorkers(reason: string): boolean {
-    const old = [...this.#workers.values()].filter((w) =>
-      w.generation < this.#generation && w.ready && !w.retiring && !w.stopping && !w.killed
-    );
-    if (old.length === 0) return false;
-    for (const worker of old) worker.generation = this.#generation;
+  #keepOutdated(reason: string): boolean {
+    let kept = 0;
+    for (const worker of this.#workers.values()) {
+      const { phase } = worker;
+      if (phase.name !== "outdated") continue;
+      this.#enter(worker, { ...phase, name: "serving" });
+      kept++;
+    }
+    if (kept === 0) return false;
     this.#log.error(
-      `Replacement given up after ${this.#bootFailures} failed boots (${reason}): ` +
-        `${old.length} worker(s) keep serving the app they loaded; send HUP (with --reload: ` +
+      `Replacement given up after ${this.#bootFailures.count} failed boots (${reason}): ` +
+        `${kept} worker(s) keep serving the app they loaded; send HUP (with --reload: ` +
         "save a fix) to try again",
     );
-    return old.length >= this.#target;
+    return kept >= this.#target;
   }
 
-  // --- the supervisor's decisions ---------------------------------------------------------
+  // --- the supervisor's steps -------------------------------------------------------------
 
-  /** Everything the loop does besides reacting to events: kills due, spawns, replacements. */
+  /** Everything the loop does besides reacting to events, one step after another. */
   #supervise(now: number): void {
-    for (const worker of this.#workers.values()) {
-      if (worker.killed) continue;
-      if (worker.stopping) {
-        if (now >= worker.killAt) {
-          this.#log.warning(`Worker ${worker.id} (pid ${worker.pid}) still running: SIGKILL`);
-          this.#kill(worker, "SIGKILL");
-        }
-      } else if (now >= this.#silenceDeadline(worker)) {
-        this.#log.error(
-          `Worker ${worker.id} (pid ${worker.pid}) timed out: no heartbeat for ` +
-            `${this.#config.timeout} s; killing it`,
-        );
-        worker.timedOut = true;
-        this.#kill(worker, "SIGKILL");
-      }
-    }
+    this.#killOverdue(now);
     if (this.#stopping !== null) return;
+    this.#spawnMissing(now);
+    this.#retireOld(now);
+    this.#trimExcess(now);
+  }
 
-    const serving = [...this.#workers.values()].filter((w) => !w.stopping && !w.killed);
-    const isOld = (w: Worker) => w.generation < this.#generation || w.retiring;
-    const fresh = serving.filter((w) => !isOld(w));
-    const old = serving.filter(isOld);
+  /** SIGKILL for workers silent past --timeout and for stopping ones past their killAt. */
+  #killOverdue(now: number): void {
+    for (const worker of this.#workers.values()) {
+      if (now < deadlineOf(worker.phase)) continue;
+      const who = `Worker ${worker.id} (pid ${worker.pid})`;
+      if (worker.phase.name === "stopping") {
+        this.#log.warning(`${who} still running: SIGKILL`);
+      } else {
+        this.#log.error(
+          `${who} timed out: no heartbeat for ${this.#config.timeout} s; killing it`,
+        );
+      }
+      this.#kill(worker);
+    }
+  }
 
-    // Spawn up to the target; after a failed boot, one at a time and only when the backoff
-    // has passed.
-    let freshCount = fresh.length;
-    let booting = fresh.filter((w) => !w.ready).length;
-    while (freshCount < this.#target && now >= this.#nextSpawnAt) {
-      if (this.#bootFailures > 0 && booting > 0) break;
+  /** Starts workers up to the target; after a failed boot one at a time, once the backoff
+   * has passed, so a broken app is not started N times over. */
+  #spawnMissing(now: number): void {
+    const fresh = this.#select((phase) => isFresh(phase, this.#generation));
+    let count = fresh.length;
+    let booting = fresh.filter((w) => !isReady(w.phase)).length;
+    while (count < this.#target && now >= this.#nextSpawnAt) {
+      if (this.#bootFailures.count > 0 && booting > 0) break;
       if (!this.#spawn(now)) break;
-      freshCount++;
+      count++;
       booting++;
     }
+  }
 
-    // Each fresh worker that is ready lets one old one go, oldest first; an old one that is
-    // not ready yet serves nobody and goes at once.
-    const freshReady = fresh.filter((w) => w.ready).length;
+  /** Each fresh worker that is ready lets one old one go, oldest first; an old one that is
+   * not ready (booting for an earlier reload) serves nobody and goes at once. */
+  #retireOld(now: number): void {
+    const freshReady = this.#select((phase) => phase.name === "serving").length;
     let keep = Math.max(0, this.#target - freshReady);
-    for (const worker of old.sort((a, b) => a.id - b.id)) {
-      if (worker.ready && keep > 0) keep--;
+    for (const worker of this.#select((phase) => isOld(phase, this.#generation))) {
+      if (isReady(worker.phase) && keep > 0) keep--;
       else this.#stop(worker, now);
-    }
-
-    // TTOU: the fresh workers past the target, those still booting first, then the oldest.
-    if (fresh.length > this.#target) {
-      const byAge = fresh.sort((a, b) => Number(a.ready) - Number(b.ready) || a.id - b.id);
-      for (const worker of byAge.slice(0, fresh.length - this.#target)) this.#stop(worker, now);
     }
   }
 
-  #silenceDeadline(worker: Worker): number {
-    const timeoutMs = this.#config.timeout * 1000;
-    if (timeoutMs <= 0) return Infinity;
-    return worker.lastSeen + (worker.heard ? timeoutMs : Math.max(timeoutMs, FIRST_WORD_MS));
+  /** Fresh workers past the target (TTOU) go: those still booting first, then the oldest. */
+  #trimExcess(now: number): void {
+    const fresh = this.#select((phase) => isFresh(phase, this.#generation));
+    const excess = fresh.length - this.#target;
+    if (excess <= 0) return;
+    fresh.sort((a, b) => Number(isReady(a.phase)) - Number(isReady(b.phase)) || a.id - b.id);
+    for (const worker of fresh.slice(0, excess)) this.#stop(worker, now);
+  }
+
+  /** The workers whose phase passes `test`, oldest first. */
+  #select(test: (phase: Phase) => boolean): PoolWorker[] {
+    return [...this.#workers.values()].filter((w) => test(w.phase)).sort((a, b) => a.id - b.id);
   }
 
   /** When the loop must look again even if nothing happens. */
   #nextWake(now: number): number {
     let next = now + 1000;
-    for (const worker of this.#workers.values()) {
-      if (worker.killed) continue;
-      next = Math.min(next, worker.stopping ? worker.killAt : this.#silenceDeadline(worker));
-    }
+    for (const worker of this.#workers.values()) next = Math.min(next, deadlineOf(worker.phase));
     if (this.#stopping === null && this.#nextSpawnAt > now) {
       next = Math.min(next, this.#nextSpawnAt);
     }
     return next;
   }
 
+  // --- what the steps do to a worker ------------------------------------------------------
+
+  #enter(worker: PoolWorker, next: Phase): void {
+    worker.phase = transition(worker.phase, next);
+  }
+
   #stopAll(mode: "graceful" | "quick", now: number): void {
     this.#stopping = mode;
     this.#closeProbes();
     for (const worker of this.#workers.values()) {
-      if (worker.killed) continue;
       if (mode === "graceful") this.#stop(worker, now);
-      else {
-        worker.stopping = true;
-        worker.killAt = Math.min(worker.killAt, now + QUIT_WAIT_MS);
-        this.#kill(worker, "SIGQUIT");
-      }
+      else this.#quit(worker, now);
     }
   }
 
   /** Asks a worker to finish its requests and exit; SIGKILL if it has not by killAt. */
-  #stop(worker: Worker, now: number): void {
-    if (worker.stopping) return;
-    worker.stopping = true;
-    worker.killAt = now + this.#config.gracefulTimeout * 1000 + KILL_MARGIN_MS;
-    this.#kill(worker, "SIGTERM");
+  #stop(worker: PoolWorker, now: number): void {
+    if (!isWatched(worker.phase)) return;
+    const killAt = now + this.#config.gracefulTimeout * 1000 + KILL_MARGIN_MS;
+    this.#enter(worker, { name: "stopping", killAt });
+    this.#signal(worker, "SIGTERM");
   }
 
-  #kill(worker: Worker, signal: Deno.Signal): void {
-    if (signal === "SIGKILL") worker.killed = true;
+  /** Tells a worker to exit at once, even one stopping gracefully already. */
+  #quit(worker: PoolWorker, now: number): void {
+    const { phase } = worker;
+    if (phase.name === "killed") return;
+    const graceEnds = phase.name === "stopping" ? phase.killAt : Infinity;
+    this.#enter(worker, { name: "stopping", killAt: Math.min(graceEnds, now + QUIT_WAIT_MS) });
+    this.#signal(worker, "SIGQUIT");
+  }
+
+  #kill(worker: PoolWorker): void {
+    const { phase } = worker;
+    if (phase.name === "killed") return;
+    this.#enter(worker, { name: "killed", from: phase.name });
+    this.#signal(worker, "SIGKILL");
+  }
+
+  #signal(worker: PoolWorker, signal: Deno.Signal): void {
     try {
       worker.child.kill(signal);
     } catch {
@@ -471,20 +526,11 @@ class Arbiter {
 
   #spawn(now: number): boolean {
     const id = this.#nextId++;
-    const { maxRequests, maxRequestsJitter } = this.#config;
-    const budget = maxRequests > 0
-      ? maxRequests + Math.floor(Math.random() * (maxRequestsJitter + 1))
-      : 0;
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command(this.#command, {
         args: this.#args,
-        env: {
-          ...roleEnv("worker"),
-          [WORKER_ENV.id]: String(id),
-          [WORKER_ENV.maxRequests]: String(budget),
-          [WORKER_ENV.binds]: this.#binds.map(formatBind).join(","),
-        },
+        env: this.#workerEnv(id),
         stdin: "piped",
         stdout: "piped",
         stderr: "inherit",
@@ -495,21 +541,13 @@ class Arbiter {
       this.#bootFailed(reason);
       return false;
     }
-    const worker: Worker = {
+    const timesOutAt = this.#timesOutAt(now, true);
+    const worker: PoolWorker = {
       id,
       pid: child.pid,
       child,
-      generation: this.#generation,
-      ready: false,
-      retiring: false,
-      stopping: false,
-      killAt: Infinity,
-      killed: false,
-      timedOut: false,
-      heard: false,
-      lastSeen: now,
+      phase: { name: "booting", generation: this.#generation, timesOutAt },
       served: 0,
-      error: undefined,
     };
     this.#workers.set(id, worker);
     this.#log.info(`Worker ${id} booting (pid ${child.pid})`);
@@ -517,64 +555,35 @@ class Arbiter {
     return true;
   }
 
+  #workerEnv(id: number): Record<string, string> {
+    const { maxRequests, maxRequestsJitter } = this.#config;
+    const budget = maxRequests > 0
+      ? maxRequests + Math.floor(Math.random() * (maxRequestsJitter + 1))
+      : 0;
+    return {
+      ...roleEnv("worker"),
+      [WORKER_ENV.id]: String(id),
+      [WORKER_ENV.maxRequests]: String(budget),
+      [WORKER_ENV.binds]: this.#binds.map(formatBind).join(","),
+    };
+  }
+
   /**
-   * Reads a worker's stdout until it closes — control messages become events, other lines go
-   * to our stdout — and reports its exit once both its status and its stdout are in, so the
-   * loop sees every message a worker sent before it sees the worker gone.
+   * Reads a worker's stdout as lines — control messages become events, other lines go to our
+   * stdout — and reports its exit once both its status and its stdout are in, so the loop
+   * sees every message a worker sent before it sees the worker gone.
    */
-  #watch(worker: Worker): void {
+  #watch(worker: PoolWorker): void {
     const { child } = worker;
-    const reader = child.stdout.getReader();
-    const reading = this.#readMessages(worker, reader);
-    child.status.then(async (status) => {
-      const timer = setTimeout(() => reader.cancel().catch(() => {}), DRAIN_STDOUT_MS);
-      await reading;
-      clearTimeout(timer);
-      reader.releaseLock();
+    const onLine = (line: string) => {
+      const message = parseMessage(line);
+      if (message) this.#push({ type: "message", worker, message });
+      else this.#passthrough.write(line);
+    };
+    const read = relayLines(child.stdout, onLine, child.status, DRAIN_STDOUT_MS);
+    Promise.all([child.status, read]).then(async ([status]) => {
       await child.stdin.close().catch(() => {});
       this.#push({ type: "exit", worker, status });
-    });
-  }
-
-  async #readMessages(
-    worker: Worker,
-    reader: ReadableStreamDefaultReader<Uint8Array>,
-  ): Promise<void> {
-    const decoder = new TextDecoder();
-    let pending = "";
-    try {
-      while (true) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        pending += decoder.decode(value, { stream: true });
-        let passThrough = "";
-        let nl = pending.indexOf("\n");
-        while (nl >= 0) {
-          const line = pending.slice(0, nl);
-          pending = pending.slice(nl + 1);
-          const message = parseMessage(line);
-          if (message) this.#push({ type: "message", worker, message });
-          else passThrough += line + "\n";
-          nl = pending.indexOf("\n");
-        }
-        if (passThrough !== "") this.#passThrough(passThrough);
-      }
-    } catch {
-      // Cancelled after the worker exited: what is left is lost with it.
-    }
-    if (pending !== "") this.#passThrough(pending + "\n");
-  }
-
-  /** Writes a worker's other output (its access log on "-") to our stdout, in order. */
-  #passThrough(text: string): void {
-    const bytes = new TextEncoder().encode(text);
-    this.#relay = this.#relay.then(async () => {
-      try {
-        let done = 0;
-        while (done < bytes.length) done += await Deno.stdout.write(bytes.subarray(done));
-      } catch {
-        // Our stdout is gone; the lines are lost, the pool keeps serving.
-      }
     });
   }
 }
