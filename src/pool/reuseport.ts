@@ -18,8 +18,9 @@
 // /proc/self/fd and the calls go through FFI; where either is missing (another OS, no
 // --allow-ffi), nothing happens here and the server's own close is all there is.
 
-const SOL_SOCKET = 1;
-const SO_ACCEPTCONN = 30;
+import { type Libc, openLibc } from "../server/libc.ts";
+import { AF_INET, listeningSockets } from "../server/sockets.ts";
+
 const IPPROTO_TCP = 6;
 const TCP_INFO = 11;
 const AF_INET_SOCKADDR_LEN = 16;
@@ -29,66 +30,10 @@ const SOCK_CLOEXEC = 0o2000000;
 const O_CLOEXEC = 0o2000000;
 /** Offset of `tcpi_unacked` in struct tcp_info (linux/tcp.h): 8 bytes of u8, then 4 u32s. */
 const TCPI_UNACKED = 24;
-const AF_INET = 2;
-const AF_INET6 = 10;
-
-const SYMBOLS = {
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  listen: { parameters: ["i32", "i32"], result: "i32" },
-  dup3: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-} as const;
-
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-
-let libc: Libc | null | undefined;
-
-function openLibc(): Libc | null {
-  if (libc !== undefined) return libc;
-  libc = null;
-  if (Deno.build.os !== "linux") return libc;
-  for (const name of ["libc.so.6", "libc.so"]) {
-    try {
-      libc = Deno.dlopen(name, SYMBOLS).symbols;
-      break;
-    } catch {
-      // Not this name, or no FFI permission.
-    }
-  }
-  return libc;
-}
 
 /** This process's listening TCP sockets bound to one of `ports`, by descriptor. */
-function listeningSockets(c: Libc, ports: Set<number>): number[] {
-  const fds: number[] = [];
-  let entries;
-  try {
-    entries = [...Deno.readDirSync("/proc/self/fd")];
-  } catch {
-    return fds;
-  }
-  const int = new Int32Array(1);
-  const len = new Uint32Array(1);
-  const addr = new Uint8Array(128);
-  for (const entry of entries) {
-    const fd = Number(entry.name);
-    try {
-      if (!Deno.readLinkSync(`/proc/self/fd/${fd}`).startsWith("socket:")) continue;
-    } catch {
-      continue;
-    }
-    len[0] = 4;
-    if (c.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, int, len) !== 0 || int[0] !== 1) continue;
-    len[0] = addr.length;
-    if (c.getsockname(fd, addr, len) !== 0) continue;
-    const family = addr[0] | (addr[1] << 8);
-    if (family !== AF_INET && family !== AF_INET6) continue;
-    if (ports.has((addr[2] << 8) | addr[3])) fds.push(fd);
-  }
-  return fds;
+function listeningOn(c: Libc, ports: Set<number>): number[] {
+  return listeningSockets(c).filter((s) => s.path === "" && ports.has(s.port)).map((s) => s.fd);
 }
 
 function acceptQueueLength(c: Libc, fd: number): number {
@@ -121,7 +66,7 @@ export async function leaveReusePortGroup(ports: number[], deadlineMs = 1000): P
   if (c === null) return false;
   const until = Date.now() + deadlineMs;
   while (true) {
-    const fds = listeningSockets(c, new Set(ports));
+    const fds = listeningOn(c, new Set(ports));
     if (fds.length === 0) return false;
     if (fds.every((fd) => acceptQueueLength(c, fd) === 0) || Date.now() > until) {
       return fds.map((fd) => replaceWithStandIn(c, fd)).every(Boolean);

@@ -9,18 +9,13 @@
 // rlimit API, so the calls go to libc through FFI; where that is missing (another OS, no
 // --allow-ffi) the limit is neither raised nor checked, and one debug line says so.
 
+import { type Libc, libcMissing, openLibc } from "./libc.ts";
+
 /** Descriptors a server uses besides its connections: runtime, listeners, logs, a reserve. */
 export const DESCRIPTOR_MARGIN = 32;
 
 /** Linux's RLIMIT_NOFILE (x86_64 and arm64; the old MIPS and SPARC ports differ). */
 const RLIMIT_NOFILE = 7;
-
-const SYMBOLS = {
-  getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
-  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
-} as const;
-
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 /** The soft and hard limits; Infinity for RLIM_INFINITY. */
 export interface FileLimit {
@@ -38,29 +33,6 @@ export interface RaiseOutcome {
   unraised: string;
 }
 
-let libc: Libc | null | undefined;
-let libcMissing = "";
-
-function openLibc(): Libc | null {
-  if (libc !== undefined) return libc;
-  libc = null;
-  if (Deno.build.os !== "linux") {
-    libcMissing = `not on Linux (${Deno.build.os})`;
-    return libc;
-  }
-  for (const name of ["libc.so.6", "libc.so"]) {
-    try {
-      libc = Deno.dlopen(name, SYMBOLS).symbols;
-      return libc;
-    } catch (error) {
-      libcMissing = error instanceof Deno.errors.NotCapable
-        ? "no FFI permission (--allow-ffi)"
-        : `cannot load libc: ${error instanceof Error ? error.message : error}`;
-    }
-  }
-  return libc;
-}
-
 /** struct rlimit is two rlim_t (unsigned 64-bit on 64-bit Linux): cur, then max. */
 function getLimit(c: Libc): FileLimit | null {
   const buf = new BigUint64Array(2);
@@ -75,7 +47,7 @@ function limitNumber(value: bigint): number {
 /** Raises the soft open-file limit to the hard limit. Never throws: `unraised` says why not. */
 export function raiseFileLimit(): RaiseOutcome {
   const c = openLibc();
-  if (c === null) return { before: null, after: null, unraised: libcMissing };
+  if (c === null) return { before: null, after: null, unraised: libcMissing() };
   const before = getLimit(c);
   if (before === null) return { before, after: null, unraised: "getrlimit failed" };
   // Linux caps the hard limit at fs.nr_open, so it is never RLIM_INFINITY in practice.
