@@ -376,6 +376,18 @@ const SETTINGS_BY_KEY: { [K in keyof Config]: Setting<K> } = {
       "replaced; 0: never.",
     parse: single(parseSeconds),
   },
+  reusePort: {
+    key: "reusePort",
+    flag: "reuse-port",
+    metavar: "",
+    default: false,
+    section: "workers",
+    boolean: true,
+    help: "Workers bind each address themselves with SO_REUSEPORT, the kernel spreading " +
+      "connections by hash, instead of accepting from the master's sockets in turn (a busy " +
+      "worker's share then waits for it). Without FFI this is what happens anyway.",
+    parse: single(parseBoolean),
+  },
   isolate: {
     key: "isolate",
     flag: "isolate",

@@ -11,6 +11,8 @@ export interface PoolSettings {
   maxRequestsJitter: number;
   /** Seconds a worker may go without a heartbeat before it is killed (0: never). */
   timeout: number;
+  /** Workers bind with SO_REUSEPORT instead of sharing the master's sockets. */
+  reusePort: boolean;
 }
 
 /** What a master and its workers run with: serving, loading the app, and the pool's own. */

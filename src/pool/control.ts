@@ -1,7 +1,7 @@
 // What a master and its workers say to each other. The master starts a worker with a few
 // environment variables (never a visible flag, so a compiled binary dispatches the same way);
-// the worker answers on its stdout with newline-delimited JSON messages. Every other line on
-// that stdout (the access log, when it goes to "-") is passed through by the master.
+// the worker answers with newline-delimited JSON messages on a unix socket of the master's,
+// never on its stdout, which is the app's (so nothing an app prints can pass for a message).
 
 /** The environment a master gives its workers. */
 export const WORKER_ENV = {
@@ -9,12 +9,18 @@ export const WORKER_ENV = {
   id: "TSGI_WORKER_ID",
   /** Requests to serve before retiring (--max-requests plus jitter); 0 or absent: no limit. */
   maxRequests: "TSGI_MAX_REQUESTS",
-  /** The binds with every port concrete, comma-separated, overriding --bind. */
+  /** The binds with every port concrete, comma-separated, overriding --bind (SO_REUSEPORT). */
   binds: "TSGI_BINDS",
+  /** The master's listening sockets, as inherited descriptors, comma-separated: served. */
+  listenFds: "TSGI_LISTEN_FDS",
+  /** The path of the master's control socket. */
+  control: "TSGI_CONTROL",
 } as const;
 
 /** A worker's message to its master, one JSON object per line on the worker's stdout. */
 export type ControlMessage =
+  /** The first message on a control connection: which worker speaks. */
+  | { t: "hello"; id: number }
   /** The app is loaded and the listeners are open: the worker is serving. */
   | { t: "ready" }
   /** Sent every second while the event loop turns; `n` counts the requests served. */
@@ -48,6 +54,8 @@ export function parseMessage(line: string): ControlMessage | null {
       return { t: m.t };
     case "hb":
       return typeof m.n === "number" ? { t: "hb", n: m.n } : null;
+    case "hello":
+      return typeof m.id === "number" ? { t: "hello", id: m.id } : null;
     case "error":
       return typeof m.msg === "string" ? { t: "error", msg: m.msg } : null;
     default:

@@ -1,7 +1,16 @@
 // The master of a pool of worker processes (gunicorn's arbiter, on Deno.Command): it serves no
-// traffic, starts workers that share the port (SO_REUSEPORT) and keeps their number right.
+// traffic; it binds the listening sockets, starts workers that accept from them (one shared
+// queue, src/pool/listeners.ts), keeps their number right, and upgrades itself in place.
 
-import { type ControlMessage, parseMessage, WORKER_ENV } from "./control.ts";
+import { type ControlMessage, WORKER_ENV } from "./control.ts";
+import { ControlServer } from "./control_server.ts";
+import {
+  bindShared,
+  inheritShared,
+  type PoolListeners,
+  reservePorts,
+  sharingUnavailable,
+} from "./listeners.ts";
 import {
   deadlineOf,
   exitMeaning,
@@ -12,14 +21,13 @@ import {
   type Phase,
   transition,
 } from "./phase.ts";
-import { Passthrough } from "./passthrough.ts";
 import { ErrorLog } from "../server/log.ts";
 import { BootFailures } from "../process/backoff.ts";
 import { describeExit } from "../process/exit_status.ts";
-import { relayLines } from "../process/line_relay.ts";
 import { selfCommand } from "../process/reexec.ts";
 import { roleEnv } from "../process/role.ts";
-import { type BindAddress, formatBind, isUnixBind, urlOf } from "../server/bind.ts";
+import { formatBind } from "../server/bind.ts";
+import { takeSystemdSockets } from "../server/systemd.ts";
 import type { PoolConfig } from "./config.ts";
 
 /** Failed boots in a row, with no worker ever ready, after which the master gives up. */
@@ -31,12 +39,22 @@ const FIRST_WORD_MS = 30_000;
 const KILL_MARGIN_MS = 1000;
 /** QUIT: how long workers get to exit on their own before SIGKILL. */
 const QUIT_WAIT_MS = 1000;
-/** After a worker exits, how long its stdout may stay open (held by a process it started). */
-const DRAIN_STDOUT_MS = 1000;
+/** After a worker exits, how long its control connection may take to end. */
+const DRAIN_CONTROL_MS = 1000;
+/** What tells a master started by USR2 whom it replaces, and which sockets it inherits. */
+const UPGRADE_ENV = { from: "TSGI_UPGRADE_FROM", fds: "TSGI_UPGRADE_FDS" } as const;
 /** Status of a master whose workers all failed to boot. */
 export const EXIT_NO_WORKER = 3;
 
-const SIGNALS = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGTTIN", "SIGTTOU"] as const;
+const SIGNALS = [
+  "SIGTERM",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGHUP",
+  "SIGTTIN",
+  "SIGTTOU",
+  "SIGUSR2",
+] as const;
 type MasterSignal = typeof SIGNALS[number];
 
 /** One worker process, as the loop sees it. */
@@ -48,10 +66,16 @@ interface PoolWorker {
   phase: Phase;
   /** Requests served, as of its last heartbeat. */
   served: number;
+  /** Resolves when its control connection has ended (or it never made one). */
+  readonly controlEnded: Promise<void>;
+  endControl(): void;
+  /** Whether it has said hello on the control socket. */
+  connected: boolean;
 }
 
 type Event =
   | { type: "signal"; signal: MasterSignal }
+  | { type: "upgraded"; status: Deno.CommandStatus }
   | { type: "reload"; why: string }
   | { type: "message"; worker: PoolWorker; message: ControlMessage }
   | { type: "exit"; worker: PoolWorker; status: Deno.CommandStatus };
@@ -76,47 +100,52 @@ export async function runMaster(
   options: MasterOptions = {},
 ): Promise<number> {
   const log = new ErrorLog(config.logLevel);
-  const unix = config.bind.find(isUnixBind);
-  if (unix) {
-    // SO_REUSEPORT is for TCP, and Deno cannot hand a listening socket to a child process.
-    console.error(
-      `tsgi: --bind unix:${unix.path} cannot be shared by --workers: use a TCP bind, ` +
-        "or one process per socket",
-    );
-    return 2;
-  }
-  let reserved;
+  let listeners: PoolListeners;
   try {
-    reserved = reservePorts(config.bind as BindAddress[]);
+    listeners = await openListeners(config, log);
   } catch (error) {
     console.error(`tsgi: cannot listen: ${error instanceof Error ? error.message : error}`);
     return 1;
   }
-  log.info(`Master starting (pid ${Deno.pid}): ${config.workers} worker(s) serving ${spec}`);
-  return await new Arbiter(config, argv, reserved.binds, reserved.probes, log).run(options);
+  const arbiter = new Arbiter(config, argv, listeners, log);
+  log.info(
+    `Master starting (pid ${Deno.pid}): ${config.workers} worker(s) serving ${spec}, ` +
+      (listeners.mode === "shared" ? "sharing one accept queue" : "with SO_REUSEPORT"),
+  );
+  return await arbiter.run(options);
 }
 
 /**
- * Resolves port 0 to a port all workers can share: binds it (with SO_REUSEPORT, as the
- * workers will) and keeps that listener until the first worker listens too, so no other
- * program can take the port meanwhile. It never accepts, and nobody knows the port before
- * "Listening on" is printed, so nothing connects to it. A fixed port is only checked.
+ * The sockets the workers will serve: inherited ones (systemd's, or the master's this one
+ * upgrades), else bound here once and shared; with --reuse-port, or where sharing cannot work,
+ * bound by each worker with SO_REUSEPORT.
  */
-function reservePorts(binds: BindAddress[]): { binds: BindAddress[]; probes: Deno.Listener[] } {
-  const resolved: BindAddress[] = [];
-  const probes: Deno.Listener[] = [];
-  try {
-    for (const bind of binds) {
-      const listener = Deno.listen({ hostname: bind.hostname, port: bind.port, reusePort: true });
-      resolved.push({ hostname: bind.hostname, port: (listener.addr as Deno.NetAddr).port });
-      if (bind.port === 0) probes.push(listener);
-      else listener.close();
-    }
-  } catch (error) {
-    for (const probe of probes) probe.close();
-    throw error;
+async function openListeners(config: PoolConfig, log: ErrorLog): Promise<PoolListeners> {
+  const inherited = takeSystemdSockets()?.fds ?? takeUpgradeFds();
+  if (inherited !== null) return inheritShared(inherited);
+  const unavailable = config.reusePort ? "--reuse-port" : sharingUnavailable();
+  if (unavailable === null) return await bindShared(config.bind, config.umask);
+  if (!config.reusePort) {
+    log.warning(
+      `Workers bind with SO_REUSEPORT: the master's sockets cannot be shared here ` +
+        `(${unavailable}); a busy worker's queue waits for it`,
+    );
   }
-  return { binds: resolved, probes };
+  return reservePorts(config.bind);
+}
+
+/** The sockets a master started by USR2 inherits from the one it replaces. */
+function takeUpgradeFds(): number[] | null {
+  const raw = Deno.env.get(UPGRADE_ENV.fds);
+  Deno.env.delete(UPGRADE_ENV.fds);
+  return raw ? raw.split(",").map(Number) : null;
+}
+
+/** The master a USR2 upgrade replaces, stopped once this one's workers are ready. */
+function takeUpgradeFrom(): number | null {
+  const raw = Deno.env.get(UPGRADE_ENV.from);
+  Deno.env.delete(UPGRADE_ENV.from);
+  return raw && /^\d+$/.test(raw) ? Number(raw) : null;
 }
 
 /**
@@ -127,10 +156,15 @@ function reservePorts(binds: BindAddress[]): { binds: BindAddress[]; probes: Den
 class Arbiter {
   readonly #config: PoolConfig;
   readonly #log: ErrorLog;
-  readonly #binds: BindAddress[];
+  readonly #listeners: PoolListeners;
   readonly #command: string;
   readonly #args: string[];
-  #probes: Deno.Listener[];
+  readonly #argv: string[];
+  #control: ControlServer | null = null;
+  /** The master started by USR2, while it boots; the old one it replaces, when this is one. */
+  #successor: Deno.ChildProcess | null = null;
+  #handedOff = false;
+  #predecessor: number | null = takeUpgradeFrom();
 
   readonly #workers = new Map<number, PoolWorker>();
   readonly #events: Event[] = [];
@@ -146,20 +180,13 @@ class Arbiter {
   #stopping: "graceful" | "quick" | null = null;
   #announced = false;
   #exitCode = 0;
-  readonly #passthrough = new Passthrough();
 
-  constructor(
-    config: PoolConfig,
-    argv: string[],
-    binds: BindAddress[],
-    probes: Deno.Listener[],
-    log: ErrorLog,
-  ) {
+  constructor(config: PoolConfig, argv: string[], listeners: PoolListeners, log: ErrorLog) {
     this.#config = config;
     this.#log = log;
-    this.#binds = binds;
-    this.#probes = probes;
+    this.#listeners = listeners;
     this.#target = config.workers;
+    this.#argv = argv;
     ({ command: this.#command, args: this.#args } = selfCommand(argv));
   }
 
@@ -171,6 +198,13 @@ class Arbiter {
     });
     let watcher: { close(): void } | undefined;
     try {
+      this.#control = await ControlServer.open({
+        message: (id, message) => {
+          const worker = this.#workers.get(id);
+          if (worker) this.#push({ type: "message", worker, message });
+        },
+        closed: (id) => this.#workers.get(id)?.endControl(),
+      });
       watcher = options.watch?.((why) => this.#push({ type: "reload", why }));
       while (true) {
         for (const event of this.#events.splice(0)) this.#handle(event);
@@ -182,8 +216,8 @@ class Arbiter {
     } finally {
       watcher?.close();
       for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
-      this.#closeProbes();
-      await this.#passthrough.flushed();
+      this.#listeners.release(this.#handedOff);
+      await this.#control?.close();
     }
     this.#log.info(`Master stopped (pid ${Deno.pid})`);
     return this.#exitCode;
@@ -210,6 +244,7 @@ class Arbiter {
 
   #handle(event: Event): void {
     if (event.type === "signal") this.#onSignal(event.signal);
+    else if (event.type === "upgraded") this.#upgradeFailed(event.status);
     else if (event.type === "reload") this.#reload(event.why);
     else if (event.type === "message") this.#onMessage(event.worker, event.message);
     else this.#reap(event.worker, event.status);
@@ -252,7 +287,50 @@ class Arbiter {
         if (this.#target > 1) this.#target--;
         this.#log.info(`${signal}: ${this.#target} worker(s)`);
         return;
+      case "SIGUSR2":
+        this.#upgrade();
+        return;
     }
+  }
+
+  /**
+   * USR2, as gunicorn's: a new master is started from the code now on disk, inheriting the
+   * listening sockets; once its workers are ready it stops this one gracefully (TERM), so no
+   * connection is refused and none that was queued is lost.
+   */
+  #upgrade(): void {
+    if (this.#stopping !== null || this.#successor !== null) return;
+    if (this.#listeners.mode !== "shared") {
+      this.#log.warning("SIGUSR2: an upgrade needs the shared sockets, which this pool lacks");
+      return;
+    }
+    const { command, args } = selfCommand(this.#argv);
+    try {
+      this.#successor = new Deno.Command(command, {
+        args,
+        env: {
+          [UPGRADE_ENV.from]: String(Deno.pid),
+          [UPGRADE_ENV.fds]: this.#listeners.fds.join(","),
+        },
+        stdin: "null",
+        stdout: "inherit",
+        stderr: "inherit",
+      }).spawn();
+    } catch (error) {
+      this.#log.error(`SIGUSR2: cannot start a new master: ${error}`);
+      return;
+    }
+    this.#handedOff = true;
+    this.#log.info(`SIGUSR2: new master starting (pid ${this.#successor.pid})`);
+    this.#successor.status.then((status) => this.#push({ type: "upgraded", status }));
+  }
+
+  /** The new master exited; if this one is still serving, the upgrade failed. */
+  #upgradeFailed(status: Deno.CommandStatus): void {
+    this.#successor = null;
+    if (this.#stopping !== null) return;
+    this.#handedOff = false;
+    this.#log.error(`Upgrade failed: the new master exited (${describeExit(status)})`);
   }
 
   /**
@@ -277,7 +355,10 @@ class Arbiter {
   #onMessage(worker: PoolWorker, message: ControlMessage): void {
     this.#heard(worker, Date.now());
     const { phase } = worker;
+    worker.connected = true;
     switch (message.t) {
+      case "hello":
+        return;
       case "hb":
         worker.served = message.n;
         return;
@@ -323,19 +404,32 @@ class Arbiter {
     this.#announce();
   }
 
-  /** The first ready worker: the ports are held by workers now, so say where. */
+  /**
+   * The first ready worker: say where the pool listens (a SO_REUSEPORT probe may go now). A
+   * master started by USR2 stops the one it replaces once all its workers are ready.
+   */
   #announce(): void {
-    this.#closeProbes();
-    if (this.#announced) return;
-    this.#announced = true;
-    for (const bind of this.#binds) {
-      console.error(`Listening on ${urlOf(bind)}`);
+    if (this.#listeners.mode === "reuseport") this.#listeners.release(false);
+    if (!this.#announced) {
+      this.#announced = true;
+      const https = this.#config.certfile !== "";
+      for (const url of this.#listeners.urls) {
+        console.error(`Listening on ${https ? url.replace(/^http:/, "https:") : url}`);
+      }
     }
+    const ready = this.#select((phase) => phase.name === "serving").length;
+    if (this.#predecessor !== null && ready >= this.#target) this.#retirePredecessor();
   }
 
-  #closeProbes(): void {
-    for (const probe of this.#probes) probe.close();
-    this.#probes = [];
+  #retirePredecessor(): void {
+    const pid = this.#predecessor as number;
+    this.#predecessor = null;
+    try {
+      Deno.kill(pid, "SIGTERM");
+      this.#log.info(`Upgrade: all ${this.#target} worker(s) ready; old master ${pid} stopping`);
+    } catch {
+      // Gone already.
+    }
   }
 
   /** A worker has exited (and its stdout is read): log it as its phase says, forget it. */
@@ -485,7 +579,6 @@ class Arbiter {
 
   #stopAll(mode: "graceful" | "quick", now: number): void {
     this.#stopping = mode;
-    this.#closeProbes();
     for (const worker of this.#workers.values()) {
       if (mode === "graceful") this.#stop(worker, now);
       else this.#quit(worker, now);
@@ -532,7 +625,8 @@ class Arbiter {
         args: this.#args,
         env: this.#workerEnv(id),
         stdin: "piped",
-        stdout: "piped",
+        // The app's own: what it prints goes where this process's output goes, as it is.
+        stdout: "inherit",
         stderr: "inherit",
       }).spawn();
     } catch (error) {
@@ -542,12 +636,17 @@ class Arbiter {
       return false;
     }
     const timesOutAt = this.#timesOutAt(now, true);
+    let endControl!: () => void;
+    const controlEnded = new Promise<void>((resolve) => (endControl = resolve));
     const worker: PoolWorker = {
       id,
       pid: child.pid,
       child,
       phase: { name: "booting", generation: this.#generation, timesOutAt },
       served: 0,
+      connected: false,
+      controlEnded,
+      endControl,
     };
     this.#workers.set(id, worker);
     this.#log.info(`Worker ${id} booting (pid ${child.pid})`);
@@ -564,24 +663,28 @@ class Arbiter {
       ...roleEnv("worker"),
       [WORKER_ENV.id]: String(id),
       [WORKER_ENV.maxRequests]: String(budget),
-      [WORKER_ENV.binds]: this.#binds.map(formatBind).join(","),
+      [WORKER_ENV.control]: this.#control?.path ?? "",
+      ...(this.#listeners.mode === "shared"
+        ? { [WORKER_ENV.listenFds]: this.#listeners.fds.join(",") }
+        : { [WORKER_ENV.binds]: this.#listeners.binds.map(formatBind).join(",") }),
     };
   }
 
   /**
-   * Reads a worker's stdout as lines — control messages become events, other lines go to our
-   * stdout — and reports its exit once both its status and its stdout are in, so the loop
-   * sees every message a worker sent before it sees the worker gone.
+   * Reports a worker's exit once both its status and the end of its control connection are
+   * in, so the loop sees every message a worker sent before it sees the worker gone.
    */
   #watch(worker: PoolWorker): void {
     const { child } = worker;
-    const onLine = (line: string) => {
-      const message = parseMessage(line);
-      if (message) this.#push({ type: "message", worker, message });
-      else this.#passthrough.write(line);
-    };
-    const read = relayLines(child.stdout, onLine, child.status, DRAIN_STDOUT_MS);
-    Promise.all([child.status, read]).then(async ([status]) => {
+    child.status.then(async (status) => {
+      if (worker.connected) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const late = new Promise<void>((
+          resolve,
+        ) => (timer = setTimeout(resolve, DRAIN_CONTROL_MS)));
+        await Promise.race([worker.controlEnded, late]);
+        clearTimeout(timer);
+      }
       await child.stdin.close().catch(() => {});
       this.#push({ type: "exit", worker, status });
     });

@@ -1,8 +1,9 @@
-// A worker process of a master (src/master.ts): loads the app, listens with SO_REUSEPORT on
-// the address its siblings share, serves, and reports to the master on its stdout. It stops
-// gracefully on SIGTERM or when its stdin reaches end of file (the master is gone), and at
-// once on SIGQUIT. SIGINT and SIGHUP are the master's to act on: a worker ignores them, so a
-// Ctrl-C that reaches the whole process group still stops the pool in order.
+// A worker process of a master (src/pool/master.ts): loads the app, serves the master's
+// listening sockets (or, in the fallback, binds the addresses its siblings share with
+// SO_REUSEPORT), and reports to the master on the control socket. It stops gracefully on
+// SIGTERM or when its stdin reaches end of file (the master is gone), and at once on SIGQUIT.
+// SIGINT and SIGHUP are the master's to act on: a worker ignores them, so a Ctrl-C that
+// reaches the whole process group still stops the pool in order.
 
 import { AppLoadError, loadApp } from "../app/loader.ts";
 import { type ControlMessage, encodeMessage, WORKER_ENV } from "./control.ts";
@@ -24,7 +25,7 @@ const SETTLE_MS = 100;
 export async function runWorker(spec: string, config: PoolConfig): Promise<number> {
   const env = takeWorkerEnv();
   const log = new ErrorLog(config.logLevel);
-  const channel = new ControlChannel();
+  const channel = await ControlChannel.connect(env.control, Number(env.id));
   let served = 0;
   channel.send({ t: "hb", n: 0 });
   const heartbeat = setInterval(() => channel.send({ t: "hb", n: served }), HEARTBEAT_MS);
@@ -39,7 +40,7 @@ export async function runWorker(spec: string, config: PoolConfig): Promise<numbe
     log.info(`Worker ${env.id} stopping: ${why}`);
     // Not serving yet: nothing to finish.
     if (handle === null) Deno.exit(0);
-    drain(handle).then(stopped);
+    drain(handle, env.listenFds !== undefined).then(stopped);
   };
   channel.onClosed = () => stop("master gone (control channel closed)");
   const ignore = () => {};
@@ -70,6 +71,7 @@ export async function runWorker(spec: string, config: PoolConfig): Promise<numbe
     handle = serve(counted, {
       ...config,
       bind: env.binds ?? config.bind,
+      inherited: env.listenFds,
       errorLog: log,
       reusePort: true,
       multiprocess: true,
@@ -85,6 +87,7 @@ export async function runWorker(spec: string, config: PoolConfig): Promise<numbe
   channel.send({ t: "ready" });
   await done;
   clearInterval(heartbeat);
+  await channel.close();
   return 0;
 }
 
@@ -95,7 +98,9 @@ export async function runWorker(spec: string, config: PoolConfig): Promise<numbe
  * the engine drains — responses say "Connection: close", so keep-alive clients move to the
  * other workers cleanly — and a moment later the graceful shutdown closes what is idle.
  */
-async function drain(handle: ServerHandle): Promise<void> {
+async function drain(handle: ServerHandle, shared: boolean): Promise<void> {
+  // A shared socket stays open in the master: closing ours leaves its queue to the others.
+  if (shared) return await handle.shutdown();
   if (await leaveReusePortGroup(handle.addrs.map((a) => a.port))) {
     await delay(FIRST_REQUEST_MS);
     handle.server.engine.draining = true;
@@ -108,16 +113,27 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function fail(channel: ControlChannel, log: ErrorLog, message: string, code: number): number {
+async function fail(
+  channel: ControlChannel,
+  log: ErrorLog,
+  message: string,
+  code: number,
+): Promise<number> {
   log.error(`Worker failed to boot: ${message}`);
   channel.send({ t: "error", msg: message });
+  await channel.close();
   return code;
 }
 
 interface WorkerEnv {
   id: string;
   maxRequests: number;
+  /** The addresses to bind with SO_REUSEPORT (the fallback), or undefined. */
   binds: BindAddress[] | undefined;
+  /** The master's listening sockets to serve, or undefined. */
+  listenFds: number[] | undefined;
+  /** The master's control socket. */
+  control: string;
 }
 
 /** Reads the master's variables and removes them, so that processes the app starts do not
@@ -132,29 +148,66 @@ function takeWorkerEnv(): WorkerEnv {
   const id = take(WORKER_ENV.id) ?? "?";
   const maxRequests = Number(take(WORKER_ENV.maxRequests) ?? "0");
   const binds = take(WORKER_ENV.binds);
+  const fds = take(WORKER_ENV.listenFds);
   return {
     id,
     maxRequests: Number.isSafeInteger(maxRequests) && maxRequests > 0 ? maxRequests : 0,
     binds: binds ? binds.split(",").map((b) => parseTcpBind(b)) : undefined,
+    listenFds: fds ? fds.split(",").map(Number) : undefined,
+    control: take(WORKER_ENV.control) ?? "",
   };
 }
 
-/** Messages to the master on stdout, written whole and synchronously, so that they never
- * interleave with access log lines written to the same pipe. */
+/**
+ * Messages to the master on its control socket, one line each, in order. Nothing the app
+ * writes goes there, so nothing it prints can pass for a message.
+ */
 class ControlChannel {
   onClosed: () => void = () => {};
+  readonly #conn: Deno.Conn | null;
+  #writing: Promise<void> = Promise.resolve();
   #closed = false;
 
-  send(message: ControlMessage): void {
-    if (this.#closed) return;
-    const bytes = encodeMessage(message);
+  private constructor(conn: Deno.Conn | null) {
+    this.#conn = conn;
+  }
+
+  /** Connects and says which worker this is; without a socket, messages go nowhere. */
+  static async connect(path: string, id: number): Promise<ControlChannel> {
+    let conn: Deno.Conn | null = null;
     try {
-      let done = 0;
-      while (done < bytes.length) done += Deno.stdout.writeSync(bytes.subarray(done));
+      if (path !== "") conn = await Deno.connect({ transport: "unix", path });
     } catch {
-      // EPIPE: nobody reads any more.
-      this.#closed = true;
-      this.onClosed();
+      // The master is gone already: stdin's end will say so.
+    }
+    const channel = new ControlChannel(conn);
+    channel.send({ t: "hello", id });
+    return channel;
+  }
+
+  send(message: ControlMessage): void {
+    const conn = this.#conn;
+    if (this.#closed || conn === null) return;
+    const bytes = encodeMessage(message);
+    this.#writing = this.#writing.then(async () => {
+      if (this.#closed) return;
+      try {
+        for (let done = 0; done < bytes.length;) done += await conn.write(bytes.subarray(done));
+      } catch {
+        this.#closed = true;
+        this.onClosed();
+      }
+    });
+  }
+
+  /** Waits for what was sent, then closes. */
+  async close(): Promise<void> {
+    await this.#writing;
+    this.#closed = true;
+    try {
+      this.#conn?.close();
+    } catch {
+      // Closed by the master.
     }
   }
 }

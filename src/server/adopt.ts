@@ -28,6 +28,7 @@ const O_NONBLOCK = 0o4000;
 const F_GETFL = 3;
 const F_SETFL = 4;
 const EPOLL_CTL_ADD = 1;
+const EPOLL_CTL_DEL = 2;
 
 /** The runtime's registration of a descriptor with its event loop. */
 interface Registration {
@@ -145,4 +146,20 @@ function register(c: Libc, registration: Registration, fd: number): boolean {
   view.setUint32(0, registration.events, true);
   view.setBigUint64(packed ? 4 : 8, registration.data, true);
   return c.epoll_ctl(registration.epoll, EPOLL_CTL_ADD, fd, event) === 0;
+}
+
+/**
+ * Takes the listening socket open as `fd` out of this process's event loop, for a process
+ * that holds a socket for others to accept from (a pool's master): otherwise every connection
+ * that arrives wakes it for nothing. False when it could not (the cost is then a wakeup).
+ */
+export function detachFromEventLoop(fd: number): boolean {
+  const c = openLibc();
+  if (c === null) return false;
+  try {
+    const { epoll } = registrationOf(fd);
+    return c.epoll_ctl(epoll, EPOLL_CTL_DEL, fd, new Uint8Array(16)) === 0;
+  } catch {
+    return false;
+  }
 }
