@@ -9,6 +9,7 @@ import {
   inheritShared,
   type PoolListeners,
   reservePorts,
+  type SharedListeners,
   sharingUnavailable,
 } from "./listeners.ts";
 import {
@@ -26,8 +27,9 @@ import { BootFailures } from "../process/backoff.ts";
 import { describeExit } from "../process/exit_status.ts";
 import { selfCommand } from "../process/reexec.ts";
 import { roleEnv } from "../process/role.ts";
-import { formatBind } from "../server/bind.ts";
+import { formatBind, isUnixBind } from "../server/bind.ts";
 import { takeSystemdSockets } from "../server/systemd.ts";
+import { removeSocket } from "../server/unix_socket.ts";
 import type { PoolConfig } from "./config.ts";
 
 /** Failed boots in a row, with no worker ever ready, after which the master gives up. */
@@ -41,8 +43,13 @@ const KILL_MARGIN_MS = 1000;
 const QUIT_WAIT_MS = 1000;
 /** After a worker exits, how long its control connection may take to end. */
 const DRAIN_CONTROL_MS = 1000;
-/** What tells a master started by USR2 whom it replaces, and which sockets it inherits. */
-const UPGRADE_ENV = { from: "TSGI_UPGRADE_FROM", fds: "TSGI_UPGRADE_FDS" } as const;
+/** What tells a master started by USR2 whom it replaces, which sockets it inherits, and which
+ * unix socket files become its own to remove (a JSON array). */
+const UPGRADE_ENV = {
+  from: "TSGI_UPGRADE_FROM",
+  fds: "TSGI_UPGRADE_FDS",
+  files: "TSGI_UPGRADE_FILES",
+} as const;
 /** Status of a master whose workers all failed to boot. */
 export const EXIT_NO_WORKER = 3;
 
@@ -121,10 +128,21 @@ export async function runMaster(
  * bound by each worker with SO_REUSEPORT.
  */
 async function openListeners(config: PoolConfig, log: ErrorLog): Promise<PoolListeners> {
-  const inherited = takeSystemdSockets()?.fds ?? takeUpgradeFds();
-  if (inherited !== null) return inheritShared(inherited);
+  const systemd = takeSystemdSockets()?.fds ?? null;
+  const upgrade = takeUpgradeFds();
+  // systemd's socket files are its own; those of the master this one upgrades become this one's.
+  ownedSocketFiles = [];
+  if (systemd !== null) return inheritShared(systemd);
+  if (upgrade !== null) {
+    ownedSocketFiles = upgrade.files;
+    return removingFiles(inheritShared(upgrade.fds), upgrade.files);
+  }
   const unavailable = config.reusePort ? "--reuse-port" : sharingUnavailable();
-  if (unavailable === null) return await bindShared(config.bind, config.umask);
+  if (unavailable === null) {
+    const listeners = await bindShared(config.bind, config.umask);
+    ownedSocketFiles = config.bind.filter(isUnixBind).map((bind) => bind.path);
+    return listeners;
+  }
   if (!config.reusePort) {
     log.warning(
       `Workers bind with SO_REUSEPORT: the master's sockets cannot be shared here ` +
@@ -134,11 +152,41 @@ async function openListeners(config: PoolConfig, log: ErrorLog): Promise<PoolLis
   return reservePorts(config.bind);
 }
 
-/** The sockets a master started by USR2 inherits from the one it replaces. */
-function takeUpgradeFds(): number[] | null {
+/** The unix socket files this master removes when it stops, and hands over on USR2: those it
+ * bound, or was handed; never systemd's. */
+let ownedSocketFiles: string[] = [];
+
+/** The sockets a master started by USR2 inherits from the one it replaces, and its files. */
+function takeUpgradeFds(): { fds: number[]; files: string[] } | null {
   const raw = Deno.env.get(UPGRADE_ENV.fds);
+  const files = Deno.env.get(UPGRADE_ENV.files);
   Deno.env.delete(UPGRADE_ENV.fds);
-  return raw ? raw.split(",").map(Number) : null;
+  Deno.env.delete(UPGRADE_ENV.files);
+  if (!raw) return null;
+  let paths: unknown = [];
+  try {
+    paths = JSON.parse(files ?? "[]");
+  } catch {
+    // Not from a master: no file is this one's to remove.
+  }
+  return {
+    fds: raw.split(",").map(Number),
+    files: Array.isArray(paths) ? paths.filter((p) => typeof p === "string") : [],
+  };
+}
+
+/**
+ * Sockets inherited from the master this one upgrades: `files` are removed on a clean stop,
+ * as that master would have — unless `keepFiles` (still handed off: see Arbiter.#handedOff).
+ */
+function removingFiles(listeners: SharedListeners, files: string[]): SharedListeners {
+  return {
+    ...listeners,
+    release: (keepFiles) => {
+      listeners.release(keepFiles);
+      if (!keepFiles) files.forEach(removeSocket);
+    },
+  };
 }
 
 /** The master a USR2 upgrade replaces, stopped once this one's workers are ready. */
@@ -163,8 +211,10 @@ class Arbiter {
   #control: ControlServer | null = null;
   /** The master started by USR2, while it boots; the old one it replaces, when this is one. */
   #successor: Deno.ChildProcess | null = null;
-  #handedOff = false;
   #predecessor: number | null = takeUpgradeFrom();
+  /** Another master serves the socket files: they are not removed at exit. True from USR2
+   * until the upgrade fails; in a master started by USR2, until it stops its predecessor. */
+  #handedOff = this.#predecessor !== null;
 
   readonly #workers = new Map<number, PoolWorker>();
   readonly #events: Event[] = [];
@@ -216,7 +266,9 @@ class Arbiter {
     } finally {
       watcher?.close();
       for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
-      this.#listeners.release(this.#handedOff);
+      // Closing a unix listener removes its file (Deno 2.9 does: denoland/deno#31947), so a
+      // socket handed off is left open: this process's exit closes it and leaves the file.
+      if (!this.#handedOff) this.#listeners.release(false);
       await this.#control?.close();
     }
     this.#log.info(`Master stopped (pid ${Deno.pid})`);
@@ -300,6 +352,10 @@ class Arbiter {
    */
   #upgrade(): void {
     if (this.#stopping !== null || this.#successor !== null) return;
+    if (this.#predecessor !== null) {
+      this.#log.warning("SIGUSR2: ignored while this master still replaces the one before it");
+      return;
+    }
     if (this.#listeners.mode !== "shared") {
       this.#log.warning("SIGUSR2: an upgrade needs the shared sockets, which this pool lacks");
       return;
@@ -311,6 +367,7 @@ class Arbiter {
         env: {
           [UPGRADE_ENV.from]: String(Deno.pid),
           [UPGRADE_ENV.fds]: this.#listeners.fds.join(","),
+          [UPGRADE_ENV.files]: JSON.stringify(ownedSocketFiles),
         },
         stdin: "null",
         stdout: "inherit",
@@ -424,6 +481,12 @@ class Arbiter {
   #retirePredecessor(): void {
     const pid = this.#predecessor as number;
     this.#predecessor = null;
+    this.#handedOff = false;
+    // Its child until it exits: another parent means it is gone, and its PID may be reused.
+    if (Deno.ppid !== pid) {
+      this.#log.warning(`Upgrade: all ${this.#target} worker(s) ready; old master ${pid} gone`);
+      return;
+    }
     try {
       Deno.kill(pid, "SIGTERM");
       this.#log.info(`Upgrade: all ${this.#target} worker(s) ready; old master ${pid} stopping`);
@@ -440,7 +503,7 @@ class Arbiter {
     const { phase } = worker;
     switch (exitMeaning(phase)) {
       case "stopped":
-        if (status.success) this.#log.info(`${who} exited`);
+        if (status.success) this.#log.info(`${who} exited (${worker.served} requests served)`);
         else this.#log.warning(`${who} exited: ${how}`);
         return;
       case "died":

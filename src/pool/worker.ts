@@ -87,6 +87,8 @@ export async function runWorker(spec: string, config: PoolConfig): Promise<numbe
   channel.send({ t: "ready" });
   await done;
   clearInterval(heartbeat);
+  // The last count, for the master's log line of this worker's exit.
+  channel.send({ t: "hb", n: served });
   await channel.close();
   return 0;
 }

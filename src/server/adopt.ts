@@ -138,12 +138,32 @@ function registrationOf(fd: number): Registration {
   return [...found.values()][0];
 }
 
-/** struct epoll_event: packed on x86-64 (data at 4), naturally aligned elsewhere (data at 8). */
+/** The events EPOLLEXCLUSIVE may go with (epoll_ctl(2)); a listener needs no other. */
+const EPOLLIN = 0x1;
+const EPOLLOUT = 0x4;
+const EPOLLERR = 0x8;
+const EPOLLHUP = 0x10;
+const EPOLLET = 0x80000000;
+const EPOLLEXCLUSIVE = 0x10000000;
+
+/**
+ * Registers `fd` again with the runtime's events and token. Several processes accept from a
+ * shared socket, so each registration is exclusive: a connection wakes one waiting process,
+ * not all of them (a process that is busy is not waiting, and the next one is woken). Where
+ * the kernel refuses that (before 4.5), the plain registration is used.
+ */
 function register(c: Libc, registration: Registration, fd: number): boolean {
+  const allowed = EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLET;
+  const exclusive = ((registration.events & allowed) | EPOLLEXCLUSIVE) >>> 0;
+  return add(c, registration, fd, exclusive) || add(c, registration, fd, registration.events);
+}
+
+/** struct epoll_event: packed on x86-64 (data at 4), naturally aligned elsewhere (data at 8). */
+function add(c: Libc, registration: Registration, fd: number, events: number): boolean {
   const packed = Deno.build.arch === "x86_64";
   const event = new Uint8Array(packed ? 12 : 16);
   const view = new DataView(event.buffer);
-  view.setUint32(0, registration.events, true);
+  view.setUint32(0, events, true);
   view.setBigUint64(packed ? 4 : 8, registration.data, true);
   return c.epoll_ctl(registration.epoll, EPOLL_CTL_ADD, fd, event) === 0;
 }
