@@ -22,4 +22,5 @@ export { type Rule, validate, ValidationError } from "./src/app/validate.ts";
 export { mount } from "./src/app/mount.ts";
 export { staticFiles, type StaticFilesOptions } from "./src/app/static_files.ts";
 export { HttpError } from "./src/http/errors.ts";
+export { BodyTimeoutError, ClientGoneError } from "./src/tsgi/input.ts";
 export type { Config } from "./src/cli/settings.ts";

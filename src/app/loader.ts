@@ -8,9 +8,13 @@ import type { App, FetchApp } from "../tsgi/types.ts";
 
 /** The app could not be loaded; the message says why, in one line. */
 export class AppLoadError extends Error {
-  constructor(message: string) {
+  /** The original error's whole stack, for a debug log; "" when there is nothing more. */
+  readonly detail: string;
+
+  constructor(message: string, detail = "") {
     super(message);
     this.name = "AppLoadError";
+    this.detail = detail;
   }
 }
 
@@ -97,13 +101,37 @@ async function importApp(path: string): Promise<Record<string, unknown>> {
     if (!info.isFile) throw new AppLoadError(`App path is not a file: "${path}"`);
   } catch (error) {
     if (error instanceof AppLoadError) throw error;
+    if (error instanceof Deno.errors.NotCapable) {
+      throw new AppLoadError(`No permission to read "${path}": run deno with --allow-read`);
+    }
     throw new AppLoadError(`App file not found: "${path}"`);
   }
   try {
     return await import(url.href);
   } catch (error) {
-    throw new AppLoadError(`Cannot import "${path}": ${firstLine(error)}`);
+    const stack = error instanceof Error ? error.stack ?? "" : "";
+    throw new AppLoadError(`Cannot import "${path}": ${importFailure(error)}`, stack);
   }
+}
+
+/**
+ * The first line of an import's failure and where it happened — the file, line and column of
+ * a syntax error, or the first frame of an error thrown while the module ran — as `deno run`
+ * would point at it, the path relative to the working directory.
+ */
+export function importFailure(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const first = message.split("\n")[0];
+  const stack = error instanceof Error ? error.stack ?? "" : "";
+  const at = /\bat (file:\/\/\S+?:\d+:\d+)\s*$/m.exec(message)?.[1] ??
+    /\(?(file:\/\/[^\s()]+:\d+:\d+)\)?/.exec(stack.slice(stack.indexOf("\n")))?.[1];
+  return at === undefined ? first : `${first} (at ${shownPath(at)})`;
+}
+
+function shownPath(fileUrl: string): string {
+  const path = decodeURIComponent(fileUrl.slice("file://".length));
+  const cwd = Deno.cwd();
+  return path.startsWith(cwd + "/") ? path.slice(cwd.length + 1) : path;
 }
 
 /**
@@ -126,7 +154,8 @@ async function buildApp(factory: unknown, where: string): Promise<unknown> {
   try {
     return await factory();
   } catch (error) {
-    throw new AppLoadError(`App factory ${where} failed: ${firstLine(error)}`);
+    const stack = error instanceof Error ? error.stack ?? "" : "";
+    throw new AppLoadError(`App factory ${where} failed: ${importFailure(error)}`, stack);
   }
 }
 
@@ -150,9 +179,4 @@ export async function classify(
 
 function describe(value: unknown): string {
   return value === null ? "null" : typeof value;
-}
-
-function firstLine(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.split("\n")[0];
 }

@@ -89,6 +89,10 @@ export function staticFiles(root: string, options: StaticFilesOptions = {}): App
     const segments = segmentsOf(environ.PATH_INFO);
     if (segments === null) return plain(startResponse, "400 Bad Request");
     if (hideDotfiles && isHidden(segments)) return plain(startResponse, "404 Not Found");
+    if (!environ.PATH_INFO.endsWith("/") && await isDirectory(rootPath, segments)) {
+      // As file servers do: the index's relative links must resolve inside the directory.
+      return plain(startResponse, "301 Moved Permanently", [["Location", withSlash(environ)]]);
+    }
     const path = await findFile(rootPath, segments, index);
     if (path === null) return plain(startResponse, "404 Not Found");
     // A symlink without a dot in its name may still lead into `.git/`.
@@ -149,6 +153,19 @@ export function isHidden(segments: string[]): boolean {
 }
 
 const WELL_KNOWN = ".well-known";
+
+/** Whether the segments name a directory inside the root. */
+async function isDirectory(root: string, segments: string[]): Promise<boolean> {
+  const path = await realPathInside(root, join(root, ...segments));
+  return path !== null && (await Deno.stat(path)).isDirectory;
+}
+
+/** The request's own path with a slash added, its query kept: "/static?x" → "/static/?x". */
+function withSlash(environ: Environ): string {
+  const raw = environ.RAW_URI;
+  const query = raw.indexOf("?");
+  return query < 0 ? `${raw}/` : `${raw.slice(0, query)}/${raw.slice(query)}`;
+}
 
 /** The real path of the file to serve, or null: missing, not a file, or outside the root. */
 async function findFile(root: string, segments: string[], index: string): Promise<string | null> {

@@ -1,5 +1,5 @@
 // validate(app): TSGI's wsgiref.validate. Sits between a server and an app and checks both
-// sides of the contract (../shared/TSGI.md) on every request: the environ the server built,
+// sides of the contract (docs/tsgi.md) on every request: the environ the server built,
 // and how the app uses startResponse, write(), its body, tsgi.input and tsgi.errors. A breach
 // throws ValidationError naming the rule; the server answers 500 and logs the message.
 
@@ -94,7 +94,7 @@ const BOOLEAN_KEYS = ["tsgi.multithread", "tsgi.multiprocess", "tsgi.run_once"] 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DIGITS = /^\d+$/;
 
-/** Every required key with its type (TSGI.md's table), and the forms the values take. */
+/** Every required key with its type (docs/tsgi.md's table), and the forms the values take. */
 export function checkEnviron(environ: Environ): void {
   if (environ === null || typeof environ !== "object" || Array.isArray(environ)) {
     fail("environ-key", `environ must be a plain object, got ${describe(environ)}`);
@@ -282,7 +282,7 @@ class Guard {
     return result;
   }
 
-  /** The body's close(), for the server: exactly once (TSGI.md). */
+  /** The body's close(), for the server: exactly once (docs/tsgi.md). */
   #closer(body: unknown): () => unknown {
     const close = (body as { close?: unknown }).close;
     return () => {

@@ -9,6 +9,8 @@ import { findDenoJsonConfig, formatConfig, loadConfigFile } from "./config_file.
 import { type IsolatedApp, isolatedApp } from "../isolate/executor.ts";
 import { runChild } from "../isolate/child.ts";
 import { currentRole } from "../process/role.ts";
+import { missingPermissionsLine } from "./permissions_needed.ts";
+import { closest } from "./suggest.ts";
 import { isUnixBind } from "../server/bind.ts";
 import { takeSystemdSockets } from "../server/systemd.ts";
 import { ErrorLog } from "../server/log.ts";
@@ -157,8 +159,13 @@ export async function resolveCommand(line: CommandLine, builtIn?: string): Promi
 function shortParseError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   // node's messages add advice about "--" that does not help here.
-  return message.split(". To specify")[0].replace(/^Unknown option/, "unknown option")
+  const short = message.split(". To specify")[0].replace(/^Unknown option/, "unknown option")
     .replace(/^Option '(.*?)' argument missing/, "option '$1' needs a value");
+  const unknown = /^unknown option '(--?[^'=]+)/.exec(short)?.[1];
+  if (unknown === undefined) return short;
+  const flags = [...SETTINGS.map((s) => s.flag), ...COMMAND_FLAGS.map((c) => c.flag)];
+  const guess = closest(unknown, flags);
+  return guess === undefined ? short : `${short}: did you mean --${guess}?`;
 }
 
 /** The --help text, generated from the settings table and the command's own flags. */
@@ -205,6 +212,11 @@ export interface MainOptions {
  * ```
  */
 export async function main(args: string[], options: MainOptions = {}): Promise<number> {
+  const missing = missingPermissionsLine(false);
+  if (missing !== "") {
+    console.error(`tsgi: ${missing}`);
+    return 2;
+  }
   if (options.entry !== undefined) setEntryModule(options.entry);
   if (options.app) preloadApp(options.app.spec, options.app.module);
   let command: Command;
@@ -234,10 +246,14 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
   return await serveCommand(command.app, command.config, args, options.app !== undefined);
 }
 
-function usageError(error: unknown): number {
+function usageError(error: unknown, logLevel = "info"): number {
   if (!(error instanceof ConfigError || error instanceof AppLoadError)) throw error;
   console.error(`tsgi: ${error.message}`);
   if (error instanceof ConfigError) console.error("Run 'tsgi --help' for the options.");
+  // The whole stack of what failed in the app's modules, when asked for.
+  if (error instanceof AppLoadError && error.detail !== "" && logLevel === "debug") {
+    console.error(error.detail);
+  }
   return 2;
 }
 
@@ -297,6 +313,10 @@ async function serveCommand(
   if (role === "worker") return await runWorker(spec, config);
   // --isolate request: a child that serves one request for its master (docs/isolation.md).
   if (role === "child") return await runChild(spec, config);
+  const spawns = config.reload || config.workers > 0 || config.isolate === "request";
+  if (spawns && missingPermissionsLine(true) !== "") {
+    return usageError(new ConfigError(missingPermissionsLine(true)));
+  }
   if (config.reload) return await reloadCommand(spec, config, args, builtIn);
   if (config.workers > 0 && config.isolate === "request") {
     return usageError(new ConfigError("--isolate request cannot be combined with --workers yet"));
@@ -307,7 +327,7 @@ async function serveCommand(
   try {
     loaded = await loadApp(spec, config);
   } catch (error) {
-    return usageError(error);
+    return usageError(error, config.logLevel);
   }
   // The app is loaded here too, so that a broken one is exit status 2 before any child runs.
   let isolated: IsolatedApp | null = null;

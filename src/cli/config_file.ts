@@ -16,6 +16,7 @@ import {
   settingFor,
   SETTINGS,
 } from "./settings.ts";
+import { closest } from "./suggest.ts";
 
 /** The file's key for the app spec; every other key is a setting's. */
 export const APP_KEY = "app";
@@ -150,7 +151,9 @@ function parseValue<K extends keyof Config>(
 function hint(key: string): string {
   const flag = key.replace(/^-+/, "");
   const setting = SETTINGS.find((s) => s.flag === flag);
-  return setting ? ` (the key for --${setting.flag} is "${setting.key}")` : "";
+  if (setting) return ` (the key for --${setting.flag} is "${setting.key}")`;
+  const guess = closest(key, SETTINGS.map((s) => s.key));
+  return guess === undefined ? "" : `: did you mean "${guess}"?`;
 }
 
 /**

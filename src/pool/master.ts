@@ -225,6 +225,8 @@ class Arbiter {
   #generation = 0;
   #nextId = 1;
   #everBooted = false;
+  /** Files are watched (--reload): a reload that fails waits for the next change. */
+  #watched = false;
   readonly #bootFailures = new BootFailures();
   #nextSpawnAt = 0;
   #stopping: "graceful" | "quick" | null = null;
@@ -256,6 +258,7 @@ class Arbiter {
         closed: (id) => this.#workers.get(id)?.endControl(),
       });
       watcher = options.watch?.((why) => this.#push({ type: "reload", why }));
+      this.#watched = watcher !== undefined;
       while (true) {
         for (const event of this.#events.splice(0)) this.#handle(event);
         const now = Date.now();
@@ -530,7 +533,10 @@ class Arbiter {
       }
       return;
     }
-    if (failures === BOOT_FAILURE_LIMIT && this.#keepOutdated(reason)) return;
+    // Watching files (--reload), the same broken file would fail the same way: the next save
+    // is what to wait for, not a retry.
+    const giveUpAfter = this.#watched ? 1 : BOOT_FAILURE_LIMIT;
+    if (failures === giveUpAfter && this.#keepOutdated(reason)) return;
     this.#nextSpawnAt = Date.now() + delay;
     this.#log.info(`Next worker in ${delay} ms (${failures} failed boot(s) in a row)`);
   }

@@ -8,7 +8,7 @@ import { type RateRule, RateVerdict, TransferClock } from "./data_rate.ts";
 import { buildEnviron, type ConnectionInfo, type EnvironDefaults } from "../tsgi/environ.ts";
 import { AppError, HttpError } from "../http/errors.ts";
 import { BodyTimeoutError, ClientGoneError, EMPTY_INPUT, RequestInput } from "../tsgi/input.ts";
-import type { AccessLog, ErrorLog } from "./log.ts";
+import { type AccessLog, type ErrorLog, escapeLogField } from "./log.ts";
 import { OutputBuffer, WriteFailedError } from "./output.ts";
 import {
   BodyKind,
@@ -118,6 +118,8 @@ export class Connection implements ClosePolicy {
   #bodyClock: TransferClock | null = null;
   /** Fails the body read in progress, when its clock runs out. */
   #cancelBodyWait: ((error: Error) => void) | null = null;
+  /** The head of the request being served, for log lines. */
+  #head: RequestHead | null = null;
   /** The connection closes on an answer the client may still be sending to: close gently. */
   #lingering = false;
   /** The current request's disconnect signal, made on demand. */
@@ -439,6 +441,7 @@ export class Connection implements ClosePolicy {
     this.state = ConnState.Active;
     this.deadline = Infinity;
     this.#requests++;
+    this.#head = head;
     const began = this.#clock();
     let input: RequestInput | HttpError | null = null;
     this.#out.clock.restart();
@@ -456,6 +459,13 @@ export class Connection implements ClosePolicy {
     const called = this.#callApp(environ, response);
     if (called) return called.then(() => this.#afterResponse(head, response, environ, began));
     return this.#afterResponse(head, response, environ, began);
+  }
+
+  /** The request being served, as the log shows it: `"GET /path HTTP/1.1" from 10.0.0.1`. */
+  #requestLine(): string {
+    const head = this.#head;
+    const line = head === null ? "-" : `${head.method} ${head.target} ${protocolOf(head)}`;
+    return `"${escapeLogField(line)}" from ${this.info.remoteAddr}`;
   }
 
   /** The ClosePolicy the response asks when its head is written. */
@@ -554,7 +564,7 @@ export class Connection implements ClosePolicy {
     }
   }
 
-  /** TSGI.md: close() is called exactly once, however the response ended. */
+  /** docs/tsgi.md: close() is called exactly once, however the response ended. */
   #closeBody(body: Body): void {
     const close = (body as { close?: unknown })?.close;
     if (typeof close !== "function") return;
@@ -582,13 +592,14 @@ export class Connection implements ClosePolicy {
       // expire() said so when it happened.
     } else if (error instanceof HttpError) {
       log.info(`${status} ${error.message} from ${this.info.remoteAddr}`);
-    } else if (error instanceof AppError) log.error(`App error: ${error.message}`);
-    else log.error("App raised an exception", error);
+    } else if (error instanceof AppError) {
+      log.error(`App error: ${error.message} (${this.#requestLine()})`);
+    } else log.error(`App raised an exception (${this.#requestLine()})`, error);
     // A body error means the stream is out of step; after our own 500 it is still in step.
     const closeAfter = error instanceof HttpError;
     this.#lingering ||= closeAfter && !(error instanceof BodyTimeoutError);
     if (response.writeErrorResponse(status, closeAfter)) return undefined;
-    log.error("Response aborted: the app failed after its head was sent");
+    log.error(`Response aborted: the app failed after its head was sent (${this.#requestLine()})`);
     response.keepAlive = false;
     return this.#abortResponse();
   }

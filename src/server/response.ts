@@ -1,4 +1,4 @@
-// The response side of one request: `startResponse` as TSGI.md defines it, the checks on what
+// The response side of one request: `startResponse` as docs/tsgi.md defines it, the checks on what
 // the app sends, the framing (Content-Length, chunked, or close), and the body's bytes.
 
 import { httpDate, httpDateLine } from "./clock.ts";
@@ -134,7 +134,7 @@ export class ResponseWriter {
       if (excInfo === undefined || excInfo === null) {
         throw new AppError("startResponse() called a second time without excInfo");
       }
-      // TSGI.md: once bytes are out the status cannot change; the app's error goes on.
+      // docs/tsgi.md: once bytes are out the status cannot change; the app's error goes on.
       if (this.#headSent) throw excInfo;
     }
     const code = checkStatus(status);
@@ -228,7 +228,7 @@ export class ResponseWriter {
     for await (const chunk of body) {
       const pending = this.#writeChunk(toBytes(chunk));
       if (pending) await pending;
-      // TSGI.md: each chunk is sent as it comes.
+      // docs/tsgi.md: each chunk is sent as it comes.
       await this.#out.flush();
     }
     await (this.#legacy !== null ? this.#finishLegacy() : this.#finish());
@@ -242,7 +242,7 @@ export class ResponseWriter {
     return this.#writeBody(bytes);
   }
 
-  /** Bytes given to the legacy write() go before the body's (TSGI.md). */
+  /** Bytes given to the legacy write() go before the body's (docs/tsgi.md). */
   async #writeLegacyThen(bytes: Uint8Array): Promise<void> {
     const legacy = this.#legacy as Uint8Array[];
     this.#legacy = null;
@@ -414,9 +414,9 @@ function toBytes(chunk: Chunk): Uint8Array {
 }
 
 function describe(value: unknown): string {
-  if (value === null) return "null";
+  if (value === null || value === undefined) return String(value);
   if (Array.isArray(value)) return "an array";
   return typeof value === "object"
     ? `an object (${value.constructor?.name ?? "Object"})`
-    : `a ${typeof value}`;
+    : `${/^[aeiou]/.test(typeof value) ? "an" : "a"} ${typeof value}`;
 }

@@ -1,4 +1,4 @@
-// The TSGI 1.0 contract as TypeScript types (../shared/TSGI.md): what an app receives and
+// The TSGI 1.0 contract as TypeScript types (docs/tsgi.md): what an app receives and
 // returns. Everything the server and the adapters exchange with apps is typed here.
 
 /** A chunk of a response body: bytes, or a string sent as UTF-8. */
@@ -7,7 +7,7 @@ export type Chunk = Uint8Array | string;
 /** What an app returns: chunks to send, as they come, or a promise of them. */
 export type Body = Iterable<Chunk> | AsyncIterable<Chunk>;
 
-/** `(status, headers, excInfo?) => write`, as TSGI.md defines it. */
+/** `(status, headers, excInfo?) => write`, as docs/tsgi.md defines it. */
 export type StartResponse = (
   status: string,
   headers: [string, string][],
@@ -53,6 +53,11 @@ export interface Environ {
   "tsgi.multithread": boolean;
   "tsgi.multiprocess": boolean;
   "tsgi.run_once": boolean;
+  /**
+   * This server's extra (docs/tsgi.md): a signal that aborts when the client goes away before
+   * the response is done. Absent under other servers and adapters that do not offer it.
+   */
+  "tsgi.server.signal"?: () => AbortSignal;
   [key: string]: unknown;
 }
 

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { mount } from "../../src/app/mount.ts";
 import { staticFiles } from "../../src/app/static_files.ts";
 import {
   parseResponses,
@@ -124,7 +125,9 @@ Deno.test("staticFiles() serves files with type, length, validators; directories
       const css = (await request(port, "/sub/style.css")).response;
       assert.equal(css.headers["content-type"], "text/css; charset=utf-8");
       assert.equal((await request(port, "/")).response.body, "<h1>home</h1>");
-      assert.equal((await request(port, "/sub")).response.body, "sub index");
+      const bare = (await request(port, "/sub?x=1")).response;
+      assert.equal(bare.status, 301, "a directory without its slash is sent to it");
+      assert.equal(bare.headers.location, "/sub/?x=1");
       assert.equal((await request(port, "/sub/")).response.body, "sub index");
       assert.equal((await request(port, "/empty/")).response.status, 404);
       assert.equal((await request(port, "/missing.txt")).response.status, 404);
@@ -333,6 +336,18 @@ Deno.test('staticFiles({ dotfiles: "allow" }) serves dotfiles like any other fil
         assert.equal(response.body, DOT_SECRET, target);
       }
       assert.equal((await request(port, "/.well-known/security.txt")).response.status, 200);
+    });
+  });
+});
+
+Deno.test("staticFiles() mounted at /static sends /static to /static/, where its links resolve", async () => {
+  await withSite(async (root) => {
+    await withServer(mount({ "/static": staticFiles(root) }), async ({ port }) => {
+      const bare = (await request(port, "/static")).response;
+      assert.equal(bare.status, 301);
+      assert.equal(bare.headers.location, "/static/");
+      assert.equal((await request(port, "/static/")).response.body, "<h1>home</h1>");
+      assert.equal((await request(port, "/static/a.txt")).response.body, TEXT);
     });
   });
 });

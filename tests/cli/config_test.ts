@@ -112,7 +112,8 @@ Deno.test("settingsFromObject() validates typed values with the settings' own pa
     [{ bind: [] }, /^t\.ts: "bind": expected at least one value$/],
     [{ workers: [1, 2] }, /^t\.ts: "workers": expected one value, got a list$/],
     [{ logLevel: { level: "info" } }, /^t\.ts: "logLevel": expected a string, number or boolean/],
-    [{ keepalive: 5 }, /^t\.ts: unknown key "keepalive"$/],
+    [{ keepalive: 5 }, /^t\.ts: unknown key "keepalive": did you mean "keepAlive"\?$/],
+    [{ port: 8000 }, /^t\.ts: unknown key "port": did you mean "bind"\?$/],
     [{ "keep-alive": 5 }, /unknown key "keep-alive" \(the key for --keep-alive is "keepAlive"\)/],
     [{ app: 42 }, /^t\.ts: "app": expected an app spec/],
   ];
@@ -200,7 +201,7 @@ Deno.test("a bad config file is one line naming the file and the key, status 2",
     "cli_only.json": JSON.stringify({ printConfig: true }),
   };
   const cases: [string, RegExp][] = [
-    ["unknown.ts", /^tsgi: unknown\.ts: unknown key "keepalive"$/m],
+    ["unknown.ts", /^tsgi: unknown\.ts: unknown key "keepalive": did you mean "keepAlive"\?$/m],
     ["bad_value.json", /^tsgi: bad_value\.json: "maxBodySize": expected a size in bytes/m],
     ["no_default.ts", /--config: "no_default\.ts" has no default export/],
     ["throws.ts", /--config: cannot import "throws\.ts": .*config exploded/],

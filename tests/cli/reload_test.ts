@@ -98,7 +98,7 @@ Deno.test("--reload serves each edit; a broken edit logs the error and the last 
     const reloads = count(server, /changed: starting/);
     await Deno.writeTextFile(`${dir}/notes.txt`, "not code");
 
-    const failures = count(server, /failed to boot/);
+    const failures = count(server, /\(pid \d+\) failed to boot/);
     await Deno.writeTextFile(app, BROKEN);
     await waitUntil("the broken edit's error is logged", () => {
       return count(server, /failed to boot: Cannot import .*app\.ts/) > failures;
@@ -106,6 +106,9 @@ Deno.test("--reload serves each edit; a broken edit logs the error and the last 
     // The worker that imported v2 is still the one serving.
     for (let i = 0; i < 5; i++) assert.equal(await get(server.port), "v2");
     assert.equal(count(server, /changed: starting/), reloads + 1, "notes.txt reloaded nothing");
+    // One try, then the next save is waited for: the same broken file is not retried.
+    await waitUntil("the reload is given up", () => /Replacement given up/.test(server.log()));
+    assert.equal(count(server, /\(pid \d+\) failed to boot/), failures + 1);
 
     await Deno.writeTextFile(app, appSource("v3"));
     await waitForBody(server.port, "v3");

@@ -72,7 +72,7 @@ export function toFetchHandler(
   };
 }
 
-/** The environ (TSGI.md) a Request describes; HttpError(400) for an undecodable path. */
+/** The environ (docs/tsgi.md) a Request describes; HttpError(400) for an undecodable path. */
 export function environFromRequest(
   request: Request,
   info: PeerInfo | undefined,
@@ -139,7 +139,7 @@ class Exchange {
     if (this.#headers !== null && (excInfo === undefined || excInfo === null)) {
       throw new Error("startResponse() called a second time without excInfo");
     }
-    // TSGI.md: once the response is on its way its status cannot change; the error goes on.
+    // docs/tsgi.md: once the response is on its way its status cannot change; the error goes on.
     if (this.#committed) throw excInfo;
     const match = /^([2-5]\d\d) (.*)$/s.exec(status);
     if (match === null || hasControl(match[2])) {
