@@ -23,7 +23,8 @@ const VALUE_FLAGS = new Set([
 ]);
 
 /** Flags that belong to the first process alone: a second debugger or watcher would clash. */
-const FIRST_PROCESS_ONLY = /^--(inspect|inspect-brk|inspect-wait|watch|watch-hmr|watch-exclude)(=|$)/;
+const FIRST_PROCESS_ONLY =
+  /^--(inspect|inspect-brk|inspect-wait|watch|watch-hmr|watch-exclude)(=|$)/;
 
 /**
  * The runtime flags of `deno run` found in `argv` (a whole command line: the binary, "run",

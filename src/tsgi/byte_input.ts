@@ -1,4 +1,4 @@
-// The read/readline/readlines/iteration contract of `tsgi.input` (TSGI.md), written once over
+// The read/readline/readlines/iteration contract of `tsgi.input` (docs/tsgi.md), written once over
 // any source of byte chunks: the socket's body (input.ts) and a ReadableStream
 // (stream_input.ts) only say how to get the next chunk.
 

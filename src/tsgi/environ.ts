@@ -1,4 +1,4 @@
-// Builds the per-request environ (TSGI.md) from a parsed head and the connection's addresses:
+// Builds the per-request environ (docs/tsgi.md) from a parsed head and the connection's addresses:
 // CGI variables, HTTP_* fields, and the tsgi.* keys.
 
 import { HttpError } from "../http/errors.ts";

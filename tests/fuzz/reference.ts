@@ -229,7 +229,7 @@ function parseHead(text: string, limits: RefLimits): Head | Refusal {
     const field = FIELD_LINE.exec(line);
     if (!field) return new Refusal(400, "field line");
     const name = field[1].toLowerCase();
-    // X-A_B is parsed but dropped, so it can never pose as X-A-B (TSGI.md).
+    // X-A_B is parsed but dropped, so it can never pose as X-A-B (docs/tsgi.md).
     if (name.includes("_")) continue;
     values.set(name, [...(values.get(name) ?? []), trimOws(field[2])]);
   }

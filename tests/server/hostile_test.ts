@@ -49,9 +49,12 @@ async function assertServing({ port }: TestServer): Promise<void> {
 }
 
 Deno.test("an app that throws: 500, the exception in the log, the next request served", async () => {
-  await assertFault(() => {
-    throw new Error("boom in the app");
-  }, /App raised an exception \("GET \/bad HTTP\/1\.1" from 127\.0\.0\.1\)\nError: boom in the app/);
+  await assertFault(
+    () => {
+      throw new Error("boom in the app");
+    },
+    /App raised an exception \("GET \/bad HTTP\/1\.1" from 127\.0\.0\.1\)\nError: boom in the app/,
+  );
 });
 
 Deno.test("an async app that rejects: 500, the exception in the log, the next request served", async () => {
