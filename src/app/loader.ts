@@ -124,8 +124,18 @@ export function importFailure(error: unknown): string {
   const first = message.split("\n")[0];
   const stack = error instanceof Error ? error.stack ?? "" : "";
   const at = /\bat (file:\/\/\S+?:\d+:\d+)\s*$/m.exec(message)?.[1] ??
-    /\(?(file:\/\/[^\s()]+:\d+:\d+)\)?/.exec(stack.slice(stack.indexOf("\n")))?.[1];
+    firstForeignFrame(stack.slice(stack.indexOf("\n") + 1));
   return at === undefined ? first : `${first} (at ${shownPath(at)})`;
+}
+
+/** tsgi's own source: frames there (the import itself) say nothing about the app. */
+const OWN_SOURCE = new URL("../", import.meta.url).href;
+
+function firstForeignFrame(frames: string): string | undefined {
+  for (const m of frames.matchAll(/\(?(file:\/\/[^\s()]+:\d+:\d+)\)?/g)) {
+    if (!m[1].startsWith(OWN_SOURCE)) return m[1];
+  }
+  return undefined;
 }
 
 function shownPath(fileUrl: string): string {

@@ -11,6 +11,7 @@ import { runChild } from "../isolate/child.ts";
 import { currentRole } from "../process/role.ts";
 import { missingPermissionsLine } from "./permissions_needed.ts";
 import { closest } from "./suggest.ts";
+import { useProjectConfig } from "./project_config.ts";
 import { isUnixBind } from "../server/bind.ts";
 import { takeSystemdSockets } from "../server/systemd.ts";
 import { ErrorLog } from "../server/log.ts";
@@ -216,6 +217,11 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
   if (missing !== "") {
     console.error(`tsgi: ${missing}`);
     return 2;
+  }
+  // In a project folder, its deno.json (this returns only where that is in effect already).
+  if (currentRole() === "main") {
+    const unused = useProjectConfig();
+    if (unused !== "") console.error(`tsgi: ${unused}`);
   }
   if (options.entry !== undefined) setEntryModule(options.entry);
   if (options.app) preloadApp(options.app.spec, options.app.module);
