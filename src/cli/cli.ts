@@ -6,6 +6,7 @@ import { relative, sep as SEP } from "node:path";
 import { parseArgs } from "node:util";
 import { AppLoadError, loadApp, parseAppSpec, preloadApp } from "../app/loader.ts";
 import { findDenoJsonConfig, formatConfig, loadConfigFile } from "./config_file.ts";
+import { permissionFlagsAsSetting } from "./permissions.ts";
 import { type IsolatedApp, isolatedApp } from "../isolate/executor.ts";
 import { runChild } from "../isolate/child.ts";
 import { currentRole } from "../process/role.ts";
@@ -86,6 +87,8 @@ export interface Command {
 
 /** Parses argv; throws ConfigError with a one-line message for anything wrong. */
 export function parseCommandLine(args: string[]): CommandLine {
+  // Deno's --allow-*/--deny-* flags: their value is optional, which parseArgs cannot take.
+  args = permissionFlagsAsSetting(args);
   const options: Record<
     string,
     { type: "string" | "boolean"; short?: string; multiple?: boolean }
@@ -347,7 +350,9 @@ async function serveCommand(
     if (activation === null) {
       for (const bind of config.bind) if (isUnixBind(bind)) await clearStaleSocket(bind.path);
     }
-    handle = serve(isolated ?? loaded.app, { ...config, errorLog, inherited: activation?.fds });
+    // --reuse-port is the pool's: a single process must not join another's SO_REUSEPORT group.
+    const options = { ...config, reusePort: false, errorLog, inherited: activation?.fds };
+    handle = serve(isolated ?? loaded.app, options);
   } catch (error) {
     await isolated?.close();
     if (error instanceof ConfigError) return usageError(error);

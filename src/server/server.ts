@@ -217,6 +217,9 @@ export class Server {
         // Already closed.
       }
     }
+    // A connection the runtime accepted as the listener closed is handed over now, not after
+    // the scan of idle connections below: else it would be dropped unread on exit.
+    await Promise.all(this.#acceptLoops);
     for (const { conn } of this.#pending.splice(0)) closeQuietly(conn);
     const now = Date.now();
     for (const connection of this.#connections) {
@@ -252,6 +255,7 @@ export class Server {
     this.#overCapacityLog.flush();
     this.#acceptFailureLog.flush();
     this.#sheddingLog.flush();
+    this.engine.proxyProtocol?.refusals.flush();
   }
 
   async #acceptLoop(listening: Listening): Promise<void> {

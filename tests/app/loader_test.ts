@@ -29,7 +29,10 @@ Deno.test("loadApp() with appFactory calls the factory once and serves what it b
 
 Deno.test("loadApp() turns a factory's failures into one-line AppLoadErrors", async () => {
   const cases: [string, RegExp][] = [
-    ["failing", /^App factory .*factory\.ts:failing failed: cannot open database$/],
+    [
+      "failing",
+      /^App factory .*factory\.ts:failing failed: cannot open database \(at .*factory\.ts:\d+:\d+\)$/,
+    ],
     ["notAnApp", /^The app .*:notAnApp built is not an app: .* got number$/],
     ["notAFactory", /:notAFactory is not an app factory: expected a function, got string$/],
   ];
@@ -60,6 +63,6 @@ Deno.test("tsgi --app-factory exits with status 2 and one line when the factory 
   assert.equal(output.code, 2);
   assert.equal(
     new TextDecoder().decode(output.stderr),
-    `tsgi: App factory ${FIXTURE}:failing failed: cannot open database\n`,
+    `tsgi: App factory ${FIXTURE}:failing failed: cannot open database (at ${FIXTURE}:21:9)\n`,
   );
 });

@@ -61,7 +61,7 @@ function header(type: number, length: number): Uint8Array {
 const CONVERSATION: [FrameType, Uint8Array][] = [
   [FRAME.READY, new Uint8Array(0)],
   [FRAME.PULL, new Uint8Array(0)],
-  [FRAME.OUTPUT, encoder.encode("printed\n")],
+  [FRAME.ERROR, encoder.encode("NotCapable: Requires read access")],
   [FRAME.RESPONSE_HEAD, encoder.encode('{"status":"200 OK","headers":[]}')],
   [FRAME.RESPONSE_BODY, Uint8Array.from({ length: 300 }, (_, i) => i % 256)],
   [FRAME.RESPONSE_END, new Uint8Array(0)],
@@ -133,7 +133,7 @@ Deno.test("FrameReader refuses a stream that ends inside a header or a payload",
 });
 
 Deno.test("FrameReader refuses an unknown type", async () => {
-  for (const type of [0, FRAME.OUTPUT + 1, 255]) {
+  for (const type of [0, FRAME.START + 1, 255]) {
     await assert.rejects(readAll([header(type, 0)]), FrameError, `type ${type}`);
   }
   // Past the good frames before it.
@@ -285,7 +285,7 @@ Deno.test("fileSink writes a frame whole over a file that takes part of each wri
     },
   };
   const writer = new FrameWriter(fileSink(file));
-  const frame = encodeFrame(FRAME.OUTPUT, encoder.encode("hello, world"));
+  const frame = encodeFrame(FRAME.RESPONSE_BODY, encoder.encode("hello, world"));
   await writer.write(frame);
   assert.deepEqual(taken, [...frame]);
   const sink = fileSink(file);

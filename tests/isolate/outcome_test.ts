@@ -70,6 +70,28 @@ Deno.test("each failure is an error line saying what the client was given", () =
       `Child 42 killed (signal SIGKILL) after the 2.5 s timeout serving "${REQUEST}"; answered 504`,
     ],
     [
+      {
+        kind: "appFailed",
+        denied: 'Requires read access to "/etc/passwd", run again with the --allow-read flag',
+        answer: { kind: "status", status: 500 },
+      },
+      exited(1),
+      `Child 42 exited (exit code 1): the app failed on "${REQUEST}"; answered 500; ` +
+      'not permitted: Requires read access to "/etc/passwd", run again with the --allow-read flag',
+    ],
+    [
+      { kind: "outOfMemory", capBytes: 256 * 2 ** 20, answer: { kind: "status", status: 502 } },
+      KILLED,
+      `Child 42 ran out of memory (cap 256 MiB; signal SIGKILL) serving "${REQUEST}"; ` +
+      "answered 502",
+    ],
+    [
+      { kind: "outOfMemory", capBytes: 96 * 2 ** 20, answer: { kind: "aborted" } },
+      { success: false, code: 133, signal: "SIGTRAP" },
+      `Child 42 ran out of memory (cap 96 MiB; signal SIGTRAP) serving "${REQUEST}"; ` +
+      "response aborted",
+    ],
+    [
       { kind: "headRefused" },
       KILLED,
       `Child 42 stopped (signal SIGKILL): its response head was refused ("${REQUEST}")`,
@@ -87,7 +109,7 @@ Deno.test("a client that went away is an info line", () => {
   );
 });
 
-Deno.test("before any body byte: 500 for the app, 502 for a crash, 504 for a timeout", () => {
+Deno.test("before any body byte: 500 for the app, 502 for a crash or past the memory cap, 504 for a timeout", () => {
   const statuses = Object.entries(FAILURE_ANSWER).map(([kind, a]) =>
     `${kind} ${a.status} ${a.reason}`
   );
@@ -95,6 +117,7 @@ Deno.test("before any body byte: 500 for the app, 502 for a crash, 504 for a tim
     "appFailed 500 Internal Server Error",
     "timedOut 504 Gateway Timeout",
     "crashed 502 Bad Gateway",
+    "outOfMemory 502 Bad Gateway",
   ]);
 });
 
@@ -106,6 +129,7 @@ Deno.test("only a child that finished or reported its app's failure may exit by 
     { kind: "headRefused" },
     { kind: "crashed", protocolError: null, answer: status },
     { kind: "timedOut", afterMs: 1000, answer: status },
+    { kind: "outOfMemory", capBytes: 2 ** 26, answer: status },
   ];
   assert.ok(kept.every(exitsByItself));
   assert.ok(!killed.some(exitsByItself));

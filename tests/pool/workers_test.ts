@@ -277,7 +277,7 @@ Deno.test("a master whose workers cannot boot backs off, then exits 3 with one l
   assert.equal(output.code, 3, log);
   assert.match(
     log,
-    /\[ERROR\] no worker could boot: Cannot import "tests\/fixtures\/throws_at_import.ts": .*database unreachable at import\n/,
+    /\[ERROR\] no worker could boot: Cannot import "tests\/fixtures\/throws_at_import.ts": .*database unreachable at import \(at tests\/fixtures\/throws_at_import\.ts:\d+:\d+\)\n/,
   );
   assert.equal([...log.matchAll(/\) failed to boot: /g)].length, 5);
   // Two at first, then one at a time after 200, 400 and 800 ms.
