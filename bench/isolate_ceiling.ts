@@ -7,6 +7,9 @@
 // fixed request counts on keep-alive sockets.
 //
 //   deno run -A bench/isolate_ceiling.ts [--children N] [--requests N] [--app apps/hello.ts]
+//                                        [-- SERVER FLAGS…]
+//
+// Flags after `--` go to the server (`-- --isolate-memory 0` measures without the cgroup).
 //
 // This file is also the ceiling's child (TSGI_CEILING_CHILD=1): it has no imports, so that
 // child costs a runtime start and nothing more.
@@ -27,12 +30,18 @@ interface Options {
   children: number;
   requests: number;
   app: string;
+  /** Extra flags for the server. */
+  serverArgs: string[];
 }
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { children: 60, requests: 320, app: "apps/hello.ts" };
+  const options: Options = { children: 60, requests: 320, app: "apps/hello.ts", serverArgs: [] };
   for (let i = 0; i < args.length; i += 2) {
     const [flag, value] = [args[i], args[i + 1]];
+    if (flag === "--") {
+      options.serverArgs = args.slice(i + 1);
+      break;
+    }
     if (flag === "--children") options.children = Number(value);
     else if (flag === "--requests") options.requests = Number(value);
     else if (flag === "--app") options.app = value;
@@ -79,7 +88,7 @@ interface Server {
   port: number;
 }
 
-async function startServer(app: string): Promise<Server> {
+async function startServer(app: string, extra: string[]): Promise<Server> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -94,6 +103,7 @@ async function startServer(app: string): Promise<Server> {
       "off",
       "--max-children",
       "32",
+      ...extra,
     ],
     cwd: ROOT,
     stdin: "null",
@@ -207,12 +217,12 @@ async function main(): Promise<void> {
   );
   console.log(`  2 at a time   ${parallel.toFixed(1)} /s`);
 
-  const server = await startServer(options.app);
+  const server = await startServer(options.app, options.serverArgs);
   try {
     await load(server.port, 2, 10); // warm up: spares, module cache
     const c1 = await load(server.port, 1, Math.max(20, Math.round(options.requests / 4)));
     const c32 = await load(server.port, 32, options.requests);
-    console.log(`--isolate request, ${options.app}`);
+    console.log(`--isolate request, ${[options.app, ...options.serverArgs].join(" ")}`);
     for (const [name, r] of [["concurrency 1 ", c1], ["concurrency 32", c32]] as const) {
       console.log(
         `  ${name}  ${r.rps.toFixed(1)} req/s (${(100 * r.rps / bare).toFixed(0)}% of ceiling)` +

@@ -322,6 +322,12 @@ async function serveCommand(
   if (role === "worker") return await runWorker(spec, config);
   // --isolate request: a child that serves one request for its master (docs/isolation.md).
   if (role === "child") return await runChild(spec, config);
+  if (config.isolate !== "request" && config.permissions.some((flag) => flag !== "none")) {
+    new ErrorLog(config.logLevel).warning(
+      "Permission flags after APP apply to isolated children only (--isolate request); this " +
+        "process and its workers keep the permissions deno was started with",
+    );
+  }
   const spawns = config.reload || config.workers > 0 || config.isolate === "request";
   if (spawns && missingPermissionsLine(true) !== "") {
     return usageError(new ConfigError(missingPermissionsLine(true)));
@@ -341,7 +347,14 @@ async function serveCommand(
   // The app is loaded here too, so that a broken one is exit status 2 before any child runs.
   let isolated: IsolatedApp | null = null;
   if (config.isolate === "request") {
-    isolated = isolatedApp(spec, { ...config, errorLog, args });
+    try {
+      isolated = isolatedApp(spec, { ...config, errorLog, args });
+    } catch (error) {
+      console.error(
+        `tsgi: cannot start isolation: ${error instanceof Error ? error.message : error}`,
+      );
+      return 1;
+    }
   }
   // Started by a systemd .socket unit: its sockets are served, --bind is not (deploy.md).
   const activation = takeSystemdSockets();

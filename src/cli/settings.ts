@@ -9,6 +9,7 @@ import type { PoolSettings } from "../pool/config.ts";
 import { type Bind, BindError, formatBind, parseBind } from "../server/bind.ts";
 import { ConfigError, SERVER_DEFAULTS, type ServerConfig } from "../server/config.ts";
 import { TrustedProxies } from "../server/proxy.ts";
+import { NO_GRANTS, parsePermissionFlag, PermissionFlagError } from "../isolate/permission_set.ts";
 
 export { ConfigError };
 
@@ -18,7 +19,13 @@ export interface Config extends ServerConfig, PoolSettings, Required<LoadOptions
   spares: number;
   maxChildren: number;
   maxQueue: number;
+  /** Deno permission flags for isolated children, as Deno spells them (`--allow-net=…`). */
+  permissions: string[];
+  /** Most memory one isolated child may use, in bytes; 0: no cap. */
+  isolateMemory: number;
   reload: boolean;
+  /** A worker's RSS in bytes past which it asks to be replaced (src/pool/worker.ts); 0: never. */
+  maxMemory: number;
 }
 
 /** The groups --help and docs/settings.md show the settings in, in this order. */
@@ -298,6 +305,20 @@ const SETTINGS_BY_KEY: { [K in keyof Config]: Setting<K> } = {
       }
     }),
   },
+  proxyProtocol: {
+    key: "proxyProtocol",
+    flag: "proxy-protocol",
+    metavar: "",
+    default: SERVER_DEFAULTS.proxyProtocol,
+    section: "tls",
+    boolean: true,
+    help: "Every connection starts with a PROXY protocol header, v1 or v2 (HAProxy's " +
+      "send-proxy and send-proxy-v2, AWS NLB), taken only from peers in --forwarded-allow-ips; " +
+      "its source becomes REMOTE_ADDR/REMOTE_PORT, its destination SERVER_NAME/SERVER_PORT. A " +
+      "connection from another peer, or with no valid header within --header-timeout, is " +
+      "closed. Not with --certfile.",
+    parse: single(parseBoolean),
+  },
   logLevel: {
     key: "logLevel",
     flag: "log-level",
@@ -365,6 +386,17 @@ const SETTINGS_BY_KEY: { [K in keyof Config]: Setting<K> } = {
       "all retire at once.",
     parse: single(nonNegativeInteger),
   },
+  maxMemory: {
+    key: "maxMemory",
+    flag: "max-memory",
+    metavar: "SIZE",
+    default: 0,
+    section: "workers",
+    help: "A worker whose resident memory (RSS) passes this size (suffixes K, M, G allowed) " +
+      "asks to be replaced, as for --max-requests, and logs its RSS; checked every second. 0: " +
+      "no limit.",
+    parse: single(parseSize),
+  },
   timeout: {
     key: "timeout",
     flag: "timeout",
@@ -425,6 +457,38 @@ const SETTINGS_BY_KEY: { [K in keyof Config]: Setting<K> } = {
     help: "With --isolate request: most requests waiting for a child; beyond it, 503 with " +
       "Retry-After.",
     parse: single(nonNegativeInteger),
+  },
+  permissions: {
+    key: "permissions",
+    flag: "permissions",
+    metavar: "FLAG",
+    default: [NO_GRANTS],
+    section: "isolation",
+    multiple: true,
+    help: "With --isolate request: a Deno permission flag for the children, spelled as Deno " +
+      "spells it and written as it is after APP: --allow-read[=PATHS], --allow-write, " +
+      "--allow-net, --allow-env, --allow-run, --allow-sys, --allow-ffi, --allow-import (each " +
+      "=LIST or whole), the same with --deny-, or --allow-all. Children get read access to the " +
+      "app's folder and the module cache, plus exactly these (none: nothing more). In a config " +
+      "file, a list.",
+    parse: (raws) => {
+      if (raws.length > 1 && raws.includes(NO_GRANTS)) {
+        throw new ConfigError(`"${NO_GRANTS}" stands alone: no permission flag beside it`);
+      }
+      return raws.map(parsePermissionsFlag);
+    },
+  },
+  isolateMemory: {
+    key: "isolateMemory",
+    flag: "isolate-memory",
+    metavar: "SIZE",
+    default: 512 * 1024 * 1024,
+    section: "isolation",
+    help: "With --isolate request: most memory one child may use (suffixes K, M, G): its V8 " +
+      "heap limit, and a memory cgroup of its own where one can be made. A child past it is " +
+      "ended (502). 0: no cap.",
+    parse: single(parseMemoryCap),
+    format: (value) => formatSize(value as number),
   },
   reload: {
     key: "reload",
@@ -507,6 +571,35 @@ export function parseSize(raw: string, flag: string): number {
   const n = Number(match[1]) * SIZE_UNITS[match[2].toUpperCase()];
   if (!Number.isSafeInteger(n)) fail(flag, "a size below 2^53 bytes", raw);
   return n;
+}
+
+function parsePermissionsFlag(raw: string): string {
+  if (raw === NO_GRANTS) return raw;
+  try {
+    parsePermissionFlag(raw);
+  } catch (error) {
+    if (error instanceof PermissionFlagError) throw new ConfigError(error.message);
+    throw error;
+  }
+  return raw;
+}
+
+/** The smallest cap a child can start under: Deno's own start takes about 40 MiB. */
+const MEMORY_CAP_MIN = 64 * 1024 * 1024;
+
+function parseMemoryCap(raw: string, flag: string): number {
+  const bytes = parseSize(raw, flag);
+  if (bytes !== 0 && bytes < MEMORY_CAP_MIN) fail(flag, "0 or a size of 64M or more", raw);
+  return bytes;
+}
+
+/** Bytes as the largest whole unit that spells them ("512M"), for --help and the docs. */
+function formatSize(bytes: number): string {
+  for (const unit of ["G", "M", "K"]) {
+    const n = bytes / SIZE_UNITS[unit];
+    if (bytes > 0 && Number.isInteger(n)) return `${n}${unit}`;
+  }
+  return String(bytes);
 }
 
 function oneOf<T extends string>(raw: string, flag: string, choices: T[]): T {

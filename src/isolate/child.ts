@@ -1,10 +1,10 @@
-// A per-request child of an isolating master (src/isolate.ts, docs/isolation.md). It imports
-// the app, says READY, serves exactly one request that comes as frames on its stdin, sends
-// the response as frames on its stdout, and exits. Its stdout belongs to the protocol: what
-// the app prints with console.log travels in OUTPUT frames, and what goes to stderr (the
-// app's tsgi.errors, uncaught errors) reaches the master's error log line by line.
+// A per-request child of an isolating master (executor.ts, docs/isolation.md). It connects to
+// its master's socket and says its token, gives up the grants it needed for that, waits for
+// START (its memory cgroup holds it then), imports the app, says READY, serves exactly one request that comes as frames on the connection, sends the
+// response as frames on it, and exits. Its stdout and stderr are the app's: the master puts
+// each line in its error log, marked with this child's PID.
 
-import { AppLoadError, loadApp, type LoadOptions } from "../app/loader.ts";
+import { AppLoadError, loadApp, preloadApp } from "../app/loader.ts";
 import {
   CHILD_LOAD_ENV,
   type ChildLoad,
@@ -26,8 +26,23 @@ import { ByteInput } from "../tsgi/byte_input.ts";
 import type { App, Body, Chunk, Environ, ErrorStream, StartResponse } from "../tsgi/types.ts";
 
 /**
- * main.ts's entry for a child: the app comes from CHILD_LOAD_ENV, so neither the CLI nor the
- * server is loaded, and the child is ready sooner — its start-up is each request's cost.
+ * The entry of a child started with least privilege: a module the master generates calls this
+ * with a function that imports the app by a literal specifier, so that Deno loads the app's
+ * modules as part of the entry's graph (a computed import would need read access to each).
+ * The load comes as the one argument.
+ */
+export async function childMain(importApp: () => Promise<object>): Promise<number> {
+  const load = JSON.parse(Deno.args[0] ?? "null") as ChildLoad | null;
+  if (load === null) {
+    writeStderr("A child is started by its master only\n");
+    return 2;
+  }
+  return await runChildWith(load, importApp);
+}
+
+/**
+ * main.ts's entry for a child of a compiled binary or another entry: the load comes from
+ * CHILD_LOAD_ENV, so neither the CLI nor the server is loaded.
  */
 export async function runChildFromEnv(): Promise<number> {
   const raw = Deno.env.get(CHILD_LOAD_ENV);
@@ -35,8 +50,12 @@ export async function runChildFromEnv(): Promise<number> {
     writeStderr(`${CHILD_LOAD_ENV} is not set: a child is started by its master only\n`);
     return 2;
   }
-  const load = JSON.parse(raw) as ChildLoad;
-  return await runChild(load.spec, load);
+  return await runChildWith(JSON.parse(raw) as ChildLoad);
+}
+
+/** The CLI's entry for a child (a program that embeds the CLI): as runChildFromEnv(). */
+export async function runChild(_spec: string, _config: unknown): Promise<number> {
+  return await runChildFromEnv();
 }
 
 /** Exit status of a child whose app failed (it said so with an ERROR frame first). */
@@ -45,24 +64,41 @@ export const EXIT_APP_FAILED = 1;
 const encoder = new TextEncoder();
 const VERSION: readonly [number, number] = Object.freeze([1, 0] as const);
 
-/** Runs as a child: one request, then the exit status. */
-export async function runChild(spec: string, config: LoadOptions): Promise<number> {
-  const out = new FrameWriter(fileSink(Deno.stdout));
-  routeConsole(out);
-  // Ctrl-C reaches the whole process group; stopping is the master's decision, not ours.
-  Deno.addSignalListener("SIGINT", () => {});
+/** Runs as a child: connect, load the app, one request, then the exit status. */
+async function runChildWith(
+  load: ChildLoad,
+  importApp?: () => Promise<object>,
+): Promise<number> {
+  let conn: Deno.UnixConn;
+  try {
+    conn = await Deno.connect({ transport: "unix", path: load.socket });
+    await fileSink(conn).write(encoder.encode(load.token));
+  } catch (error) {
+    writeStderr(`Cannot reach the master at ${load.socket}: ${describeError(error)}\n`);
+    return 2;
+  }
+  // The socket's grants were for this connection only: the app gets none of them.
+  for (const descriptor of load.revoke) Deno.permissions.revokeSync(descriptor);
+  const out = new FrameWriter(fileSink(conn));
+  const frames = new FrameReader(fileSource(conn));
+  // The master says START once this process is in its memory cgroup: only then the app.
+  const start = await frames.next();
+  if (start === null) return 0;
+  if (start.type !== FRAME.START) {
+    throw new FrameError(`Expected START, got frame type ${start.type}`);
+  }
   let app: App;
   try {
-    app = (await loadApp(spec, config)).app;
+    if (importApp !== undefined) preloadApp(load.spec, await importApp());
+    app = (await loadApp(load.spec, load)).app;
   } catch (error) {
-    const message = error instanceof AppLoadError ? error.message : String(error);
+    const message = error instanceof AppLoadError ? error.message : describeError(error);
     writeStderr(`Cannot load the app: ${message}\n`);
     return 2;
   }
   await out.write(encodeFrame(FRAME.READY));
-  const frames = new FrameReader(fileSource(Deno.stdin));
   const first = await frames.next();
-  // End of stdin before a request: the master no longer needs this spare.
+  // End of input before a request: the master no longer needs this spare.
   if (first === null) return 0;
   if (first.type !== FRAME.REQUEST_HEAD) {
     throw new FrameError(`Expected a request head, got frame type ${first.type}`);
@@ -180,7 +216,7 @@ async function serveOne(app: App, environ: Environ, out: FrameWriter): Promise<b
   }
 }
 
-/** TSGI.md: a body's close() is called exactly once, however the response ended. */
+/** docs/tsgi.md: a body's close() is called exactly once, however the response ended. */
 function closeBody(body: Body | undefined): void {
   const close = (body as { close?: unknown } | undefined)?.close;
   if (typeof close !== "function") return;
@@ -196,19 +232,6 @@ function toBytes(chunk: Chunk): Uint8Array {
   if (typeof chunk === "string") return encoder.encode(chunk);
   if (chunk instanceof Uint8Array) return chunk;
   throw new Error(`Body chunk is ${typeof chunk}, not a string or Uint8Array`);
-}
-
-/** console.log and friends write to stdout, which is the protocol's: send them as OUTPUT. */
-function routeConsole(out: FrameWriter): void {
-  const print = (...args: unknown[]) => {
-    const text = args.map((a) => typeof a === "string" ? a : Deno.inspect(a)).join(" ") + "\n";
-    out.write(encodeFrame(FRAME.OUTPUT, encoder.encode(text))).catch(() => {});
-  };
-  console.log = print;
-  console.info = print;
-  console.debug = print;
-  console.dir = (value: unknown) => print(value);
-  console.table = (value: unknown) => print(value);
 }
 
 /** `tsgi.errors`: raw text to stderr, where the master turns each line into a log line. */

@@ -1,21 +1,24 @@
 // The isolating executor's children: started ahead as spares, lent one per request, reaped
 // and replaced. A child's state lives on the child alone; the pool's counts derive from it.
+//
+// How a child is contained (docs/isolation.md): it runs with least privilege (child_command.ts),
+// speaks to the master on a socket the app does not hold (channel.ts), sits in a session and
+// process group of its own (what it starts is killed with it), in a memory cgroup of its own
+// where one can be made, and dies with the master (containment.ts). Its stdout and stderr
+// become lines of the master's error log, marked with its PID.
 
 import { ChildLife, countStates } from "./child_state.ts";
-import {
-  CHILD_LOAD_ENV,
-  type ChildLoad,
-  FRAME,
-  type Frame,
-  FrameReader,
-  FrameWriter,
-} from "./frames.ts";
+import { ChannelListener, connectionSink, connectionSource, type Expected } from "./channel.ts";
+import { type ChildCommand, childCommand } from "./child_command.ts";
+import { encodeFrame, FRAME, type Frame, FrameReader, FrameWriter } from "./frames.ts";
+import { containment } from "./containment.ts";
+import type { CgroupParent, ChildCgroup } from "./memory_cgroup.ts";
+import { parsePermissionFlags } from "./permission_set.ts";
 import { BootFailures } from "../process/backoff.ts";
 import { describeExit } from "../process/exit_status.ts";
 import { relayLines } from "../process/line_relay.ts";
-import { selfCommand } from "../process/reexec.ts";
-import { roleEnv } from "../process/role.ts";
-import type { ErrorLog } from "../server/log.ts";
+import { signalGroup } from "../process/process_group.ts";
+import { type ErrorLog, escapeLogField } from "../server/log.ts";
 
 /** How the pool starts and bounds its children. */
 export interface PoolOptions {
@@ -29,6 +32,12 @@ export interface PoolOptions {
   /** How the child loads the app (--app-factory, --validate), as the master does. */
   appFactory?: boolean;
   validate?: boolean;
+  /** Deno permission flags granted to each child beyond its defaults (`--allow-net=…`). */
+  permissions?: readonly string[];
+  /** Most memory one child may use, in bytes (V8 heap and memory cgroup); 0: no cap. */
+  isolateMemory?: number;
+  /** Where to look for util-linux's setsid and setpriv (default: the usual folders, PATH). */
+  utilLinuxDirs?: string[];
 }
 
 /** Children alive now, by what they do, and the requests waiting for one. */
@@ -45,8 +54,10 @@ const BOOT_TIMEOUT_MS = 30_000;
 const BOOT_FAILURE_LIMIT = 3;
 /** After close() has waited this long for busy children, they are killed. */
 const CLOSE_GRACE_MS = 1000;
-/** How long a dead child's stderr may stay open (held by a process it started). */
-const STDERR_DRAIN_MS = 1000;
+/** How long a dead child's output may stay open (held by a process it started). */
+const OUTPUT_DRAIN_MS = 1000;
+/** What V8 prints when a child passes its heap limit (before it aborts). */
+const HEAP_EXHAUSTED = /Fatal JavaScript out of memory|JavaScript heap out of memory/;
 
 export class PoolClosedError extends Error {
   constructor() {
@@ -70,21 +81,32 @@ export class Child extends ChildLife {
   readonly writer: FrameWriter;
   /** Resolves once the child has been reaped. */
   readonly exited: Promise<Deno.CommandStatus>;
-  /** Resolves once its stderr has been relayed to the end. */
+  /**
+   * Resolves once it has been reaped, what it started killed, its output relayed to the end and
+   * its cgroup removed: then `outOfMemory` is known.
+   */
+  ended: Promise<Deno.CommandStatus>;
+  /** Whether it passed its memory cap (V8 said so, or its cgroup's OOM killer acted). */
+  outOfMemory = false;
+  /** Resolve once its stdout and stderr have been relayed to the end. */
+  stdoutDone: Promise<void> = Promise.resolve();
   stderrDone: Promise<void> = Promise.resolve();
 
-  constructor(process: Deno.ChildProcess) {
+  constructor(process: Deno.ChildProcess, connection: Promise<Deno.UnixConn | null>) {
     super();
     this.process = process;
     this.pid = process.pid;
-    this.frames = new FrameReader(process.stdout);
-    this.writer = new FrameWriter(process.stdin);
+    this.frames = new FrameReader(connectionSource(connection));
+    this.writer = new FrameWriter(connectionSink(connection));
     this.exited = process.status;
+    this.ended = this.exited;
   }
 
+  /** Signals the child and everything in its process group. */
   kill(signal: Deno.Signal = "SIGKILL"): void {
     // A reaped child's PID may belong to another process by now.
     if (this.state === "exited") return;
+    if (signalGroup(this.pid, signal)) return;
     try {
       this.process.kill(signal);
     } catch {
@@ -92,24 +114,14 @@ export class Child extends ChildLife {
     }
   }
 
-  /** The next frame that is not OUTPUT (those go to stdout); null at the end of stdout. */
+  /** The next frame, PULL aside (it calls onPull); null at the end of the connection. */
   async next(onPull?: () => void): Promise<Frame | null> {
     while (true) {
       const frame = await this.frames.next();
       if (frame === null) return null;
-      if (frame.type === FRAME.OUTPUT) writeStdout(frame.payload);
-      else if (frame.type === FRAME.PULL && onPull) onPull();
+      if (frame.type === FRAME.PULL && onPull) onPull();
       else return frame;
     }
-  }
-}
-
-function writeStdout(bytes: Uint8Array): void {
-  try {
-    let done = 0;
-    while (done < bytes.length) done += Deno.stdout.writeSync(bytes.subarray(done));
-  } catch {
-    // A closed stdout loses the app's prints, not the server.
   }
 }
 
@@ -124,13 +136,18 @@ interface Waiter {
  * again (#fill).
  */
 export class ChildPool {
-  readonly #command: string;
-  readonly #args: string[];
-  readonly #env: Record<string, string>;
+  readonly #channel: ChannelListener;
+  readonly #command: ChildCommand;
+  readonly #cgroups: CgroupParent | null;
+  readonly #memoryBytes: number;
+  /** Whether children get their session from Deno (no setsid to start them through). */
+  readonly #detached: boolean;
   readonly #options: PoolOptions;
   readonly #log: ErrorLog;
   /** Every child spawned and not yet reaped, oldest first. */
   readonly #alive = new Set<Child>();
+  /** Every child spawned whose end (ended) has not been seen yet. */
+  readonly #ending = new Set<Promise<unknown>>();
   readonly #waiters: Waiter[] = [];
   // The third failed boot in a row is the first to wait.
   readonly #bootFailures = new BootFailures(BOOT_FAILURE_LIMIT - 1);
@@ -138,22 +155,45 @@ export class ChildPool {
   #spawnAfter = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
 
+  /**
+   * Sets up what every child shares — the socket, the command, the memory cgroups — and
+   * starts the spares. Throws (a PermissionFlagError, or the system's error) when the set-up
+   * cannot be made; each fallback that weakens the containment is one warning line.
+   */
   constructor(spec: string, userArgs: string[], options: PoolOptions) {
     this.#options = options;
     this.#log = options.errorLog;
-    // The same program again: main.ts, a generated compile entry, or a compiled binary.
-    const self = selfCommand(userArgs);
-    this.#command = self.command;
-    this.#args = self.args;
-    // What the child needs to load the app, so that main.ts can start it without the CLI.
-    const load: ChildLoad = {
-      spec,
-      appFactory: options.appFactory ?? false,
-      validate: options.validate ?? false,
-    };
-    this.#env = { ...roleEnv("child"), [CHILD_LOAD_ENV]: JSON.stringify(load) };
-    // The child's stderr is a pipe into the log: no terminal colours there unless ours is one.
-    if (!Deno.stderr.isTerminal()) this.#env.NO_COLOR = "1";
+    const permissions = parsePermissionFlags(options.permissions ?? []);
+    this.#memoryBytes = options.isolateMemory ?? 0;
+    const held = containment({
+      permissions,
+      memoryBytes: this.#memoryBytes,
+      utilLinuxDirs: options.utilLinuxDirs,
+    });
+    for (const warning of held.warnings) this.#log.warning(warning);
+    this.#detached = held.detached;
+    this.#cgroups = held.cgroups;
+    this.#channel = new ChannelListener();
+    try {
+      this.#command = childCommand({
+        spec,
+        userArgs,
+        appFactory: options.appFactory ?? false,
+        validate: options.validate ?? false,
+        socket: this.#channel.path,
+        privateDir: this.#channel.dir,
+        permissions,
+        memoryBytes: this.#memoryBytes,
+        prefix: held.prefix,
+      });
+    } catch (error) {
+      this.#channel.close();
+      this.#cgroups?.close();
+      throw error;
+    }
+    if (this.#command.notNarrowed !== null) {
+      this.#log.warning(`Children run without least privilege: ${this.#command.notNarrowed}`);
+    }
     this.#fill();
   }
 
@@ -205,31 +245,101 @@ export class ChildPool {
   }
 
   #spawn(): boolean {
+    const expected = this.#channel.expect();
+    const { command, args, env } = this.#command.forToken(expected.token);
     let process: Deno.ChildProcess;
     try {
-      process = new Deno.Command(this.#command, {
-        args: this.#args,
-        env: this.#env,
-        stdin: "piped",
+      process = new Deno.Command(command, {
+        args,
+        env,
+        clearEnv: true,
+        // A session and process group of its own (own_session.ts): what it starts is signalled
+        // with it, and a Ctrl-C at the master's terminal does not reach it.
+        detached: this.#detached,
+        stdin: "null",
         stdout: "piped",
         stderr: "piped",
       }).spawn();
     } catch (error) {
+      expected.forget();
       this.#bootFailed(`Cannot start a child: ${error instanceof Error ? error.message : error}`);
       return false;
     }
-    const child = new Child(process);
+    const child = new Child(process, expected.connection);
     this.#alive.add(child);
-    const prefix = `[child ${child.pid}] `;
-    child.stderrDone = relayLines(
-      process.stderr,
-      (line) => this.#log.error(prefix + line),
-      child.exited,
-      STDERR_DRAIN_MS,
+    const cgroup = this.#enterCgroup(child);
+    // START once it is connected and in its cgroup: it imports the app only then.
+    Promise.all([expected.connection, cgroup]).then(([conn]) => {
+      if (conn !== null) child.writer.write(encodeFrame(FRAME.START)).catch(() => {});
+    });
+    this.#relayOutput(child);
+    const reaped = child.exited.then(async (status) =>
+      this.#afterExit(child, status, expected, await cgroup)
     );
-    child.exited.then((status) => this.#reaped(child, status));
+    child.ended = Promise.all([reaped, child.stderrDone, child.stdoutDone]).then(([status]) =>
+      status
+    );
+    this.#ending.add(child.ended);
+    child.ended.then(() => this.#ending.delete(child.ended));
     this.#awaitReady(child);
     return true;
+  }
+
+  /** Puts the child in a memory cgroup of its own, where there are cgroups. */
+  async #enterCgroup(child: Child): Promise<ChildCgroup | null> {
+    if (this.#cgroups === null) return null;
+    try {
+      return await this.#cgroups.enter(child.pid, this.#memoryBytes);
+    } catch (error) {
+      // Gone already (it died at once) is no news; anything else weakens the cap.
+      if (child.state !== "exited") {
+        this.#log.warning(
+          `Child ${child.pid} is not in a memory cgroup (${
+            error instanceof Error ? error.message : error
+          }): only its V8 heap is capped`,
+        );
+      }
+      return null;
+    }
+  }
+
+  /** The child's stdout and stderr, line by line, into the error log under its PID. */
+  #relayOutput(child: Child): void {
+    const prefix = `[child ${child.pid}] `;
+    child.stdoutDone = relayLines(
+      child.process.stdout,
+      (line) => this.#log.info(prefix + escapeLogField(line)),
+      child.exited,
+      OUTPUT_DRAIN_MS,
+    );
+    child.stderrDone = relayLines(
+      child.process.stderr,
+      (line) => {
+        if (HEAP_EXHAUSTED.test(line)) child.outOfMemory = true;
+        this.#log.error(prefix + line);
+      },
+      child.exited,
+      OUTPUT_DRAIN_MS,
+    );
+  }
+
+  /**
+   * After the child is reaped: what it started is killed (its group, its cgroup), and whether
+   * the kernel ended it for its memory is read before its cgroup goes.
+   */
+  async #afterExit(
+    child: Child,
+    status: Deno.CommandStatus,
+    expected: Expected,
+    cgroup: ChildCgroup | null,
+  ): Promise<Deno.CommandStatus> {
+    expected.forget();
+    signalGroup(child.pid, "SIGKILL");
+    this.#reaped(child, status);
+    if (cgroup !== null && await cgroup.end(status.signal === "SIGKILL")) {
+      child.outOfMemory = true;
+    }
+    return status;
   }
 
   async #awaitReady(child: Child): Promise<void> {
@@ -305,7 +415,7 @@ export class ChildPool {
     for (const waiter of this.#waiters.splice(0)) waiter.reject(new PoolClosedError());
     const children = [...this.#alive];
     for (const child of children) {
-      if (child.state === "idle") child.writer.close(); // end of stdin: it exits 0
+      if (child.state === "idle") child.writer.close(); // end of input: it exits 0
       else if (child.state === "starting") child.kill("SIGTERM");
     }
     const allExited = Promise.all(children.map((c) => c.exited));
@@ -318,6 +428,8 @@ export class ChildPool {
       child.kill();
     }
     await allExited;
-    await Promise.all(children.map((c) => c.stderrDone));
+    await Promise.all(this.#ending);
+    this.#channel.close();
+    this.#cgroups?.close();
   }
 }

@@ -1,7 +1,8 @@
 // `--isolate request`: every request runs in a fresh child process that serves only it
 // (docs/isolation.md). The master parses HTTP as usual; its app is the executor built here,
-// a TSGI app that takes a warm child from the pool, sends it the request as frames on its
-// stdin (the body streamed from tsgi.input), and streams the child's response back.
+// a TSGI app that takes a warm child from the pool, sends it the request as frames on the
+// child's connection (the body streamed from tsgi.input), and streams the child's response
+// back.
 //
 // The pool (child_pool.ts) keeps `spares` children started ahead with the app imported,
 // never more than `maxChildren` alive at once; requests beyond them wait in order, up to
@@ -21,6 +22,7 @@ import {
 import {
   BODY_FRAME_MAX,
   decodeJson,
+  decodeText,
   encodeFrame,
   encodeJson,
   FRAME,
@@ -61,6 +63,8 @@ const BODY_BUFFER = 256 * 1024;
 
 /** A child that answered but has not exited after this long is killed. */
 const EXIT_GRACE_MS = 5000;
+/** A child whose connection ended without an answer is killed if still there after this. */
+const DYING_GRACE_MS = 500;
 
 const encoder = new TextEncoder();
 const TEXT_PLAIN: [string, string] = ["Content-Type", "text/plain; charset=utf-8"];
@@ -80,7 +84,10 @@ const TEXT_PLAIN: [string, string] = ["Content-Type", "text/plain; charset=utf-8
 export function isolatedApp(spec: string, options: IsolateOptions): IsolatedApp {
   const pool = new ChildPool(spec, options.args ?? [spec], options);
   const log = options.errorLog;
-  const timeoutMs = options.timeout * 1000;
+  const limits: Limits = {
+    timeoutMs: options.timeout * 1000,
+    memoryBytes: options.isolateMemory ?? 0,
+  };
   const app = async (environ: Environ, startResponse: StartResponse): Promise<Body> => {
     // A client that sends its body slowly holds a connection, not a child: the start of the
     // body is read here, before a child is taken (its errors answer as the engine would).
@@ -93,7 +100,7 @@ export function isolatedApp(spec: string, options: IsolateOptions): IsolatedApp 
       return serviceUnavailable(startResponse);
     }
     return lease.then(
-      (child) => new Exchange(child, environ, log, timeoutMs).run(startResponse),
+      (child) => new Exchange(child, environ, log, limits).run(startResponse),
       (error) => {
         if (error instanceof PoolClosedError) return serviceUnavailable(startResponse);
         log.error(`502 ${error instanceof Error ? error.message : error}: ${requestLine(environ)}`);
@@ -141,6 +148,12 @@ function requestLine(environ: Environ): string {
 
 // --- one request in one child ----------------------------------------------------------------
 
+/** What bounds a child at work: its time (0: none) and its memory cap (0: none). */
+interface Limits {
+  timeoutMs: number;
+  memoryBytes: number;
+}
+
 /**
  * What to do about a child that did not finish its response: send this error body (nothing
  * of the child's body went out), or throw this error to the engine (a client's body error it
@@ -158,6 +171,7 @@ class Exchange {
   readonly #environ: Environ;
   readonly #log: ErrorLog;
   readonly #timeoutMs: number;
+  readonly #memoryBytes: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timedOut = false;
   #settled = false;
@@ -169,11 +183,12 @@ class Exchange {
   /** How the child broke the protocol, when its stdout could not be read as frames. */
   #protocolError: string | null = null;
 
-  constructor(child: Child, environ: Environ, log: ErrorLog, timeoutMs: number) {
+  constructor(child: Child, environ: Environ, log: ErrorLog, limits: Limits) {
     this.#child = child;
     this.#environ = environ;
     this.#log = log;
-    this.#timeoutMs = timeoutMs;
+    this.#timeoutMs = limits.timeoutMs;
+    this.#memoryBytes = limits.memoryBytes;
   }
 
   async run(startResponse: StartResponse): Promise<Body> {
@@ -267,7 +282,12 @@ class Exchange {
 
   /** Why the child stopped short of RESPONSE_END, told by the frame that came instead. */
   #whyFailed(frame: Frame | null): Failure {
-    if (frame?.type === FRAME.ERROR) return { kind: "appFailed" };
+    if (frame?.type === FRAME.ERROR) {
+      // Deno's refusals: NotCapable, and a TypeError for an import from a host not allowed.
+      const denied = /^(?:NotCapable|PermissionDenied|TypeError): (Requires .*--allow-\w+ flag)$/
+        .exec(decodeText(frame))?.[1];
+      return denied === undefined ? { kind: "appFailed" } : { kind: "appFailed", denied };
+    }
     if (this.#timedOut) return { kind: "timedOut", afterMs: this.#timeoutMs };
     const protocolError = frame === null
       ? this.#protocolError
@@ -341,15 +361,30 @@ class Exchange {
         );
         child.kill();
       }, EXIT_GRACE_MS);
+    } else if (outcome.kind === "crashed" && outcome.protocolError === null) {
+      // Its connection ended: it is exiting (the runtime closes it on the way out). A moment
+      // lets its own exit status be the one logged.
+      lingering = setTimeout(() => child.kill(), DYING_GRACE_MS);
     } else child.kill();
     // No more request bytes: its stdin closes, which also fails a pump blocked on a write.
     child.writer.abort();
-    child.exited.then((status) => {
+    child.exited.then(() => {
       clearTimeout(lingering);
       child.frames.cancel();
-      const { level, message } = exitLine(outcome, child.pid, requestLine(this.#environ), status);
+    });
+    // Logged once the child's end is known in full: its output relayed, its cgroup read.
+    child.ended.then((status) => {
+      const final = this.#memoryVerdict(outcome);
+      const { level, message } = exitLine(final, child.pid, requestLine(this.#environ), status);
       this.#log.log(level, message);
     });
+  }
+
+  /** A child that died past its memory cap did not crash: it was ended for its memory. */
+  #memoryVerdict(outcome: Outcome): Outcome {
+    if (!this.#child.outOfMemory || this.#memoryBytes === 0) return outcome;
+    if (outcome.kind !== "crashed" && outcome.kind !== "timedOut") return outcome;
+    return { kind: "outOfMemory", capBytes: this.#memoryBytes, answer: outcome.answer };
   }
 }
 

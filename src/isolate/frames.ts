@@ -1,20 +1,29 @@
 // The framed protocol between an isolating master and its per-request children
-// (docs/isolation.md), spoken over the child's stdin and stdout. A frame is a type byte, a
-// 4-byte big-endian payload length and the payload. Bodies travel as a run of frames of at
-// most 64 KiB, each write awaited, so neither side ever holds a whole body and a slow reader
-// slows the writer down through the pipe.
+// (docs/isolation.md), spoken over a unix socket of the master's (channel.ts). A frame is a
+// type byte, a 4-byte big-endian payload length and the payload. Bodies travel as a run of
+// frames of at most 64 KiB, each write awaited, so neither side ever holds a whole body and a
+// slow reader slows the writer down through the socket.
 
-/** The environment variable that tells a child how to load the app (JSON, a ChildLoad). */
+/**
+ * The environment variable that tells a child started as this program again (a compiled
+ * binary, or an entry other than main.ts) how to load the app: JSON, a ChildLoad. A child
+ * started with least privilege gets the same JSON as its one argument instead.
+ */
 export const CHILD_LOAD_ENV = "TSGI_CHILD_APP";
 
-/** What a child needs to load the app without parsing a command line. */
+/** What a child needs to load the app and reach its master, without parsing a command line. */
 export interface ChildLoad {
   spec: string;
   appFactory: boolean;
   validate: boolean;
+  /** The master's socket (channel.ts), and the token this child says on it first. */
+  socket: string;
+  token: string;
+  /** Grants the child had only to connect; revoked before the app is imported. */
+  revoke: Deno.PermissionDescriptor[];
 }
 
-/** The frame types. Master → child: REQUEST_HEAD, BODY, BODY_END, BODY_ERROR. */
+/** The frame types. Master → child: START, REQUEST_HEAD, BODY, BODY_END, ERROR. */
 export const FRAME = {
   /** child → master: the app is imported, send the request. Empty. */
   READY: 1,
@@ -34,9 +43,15 @@ export const FRAME = {
   ERROR: 8,
   /** child → master: the app asked for the request body: start sending it. Empty. */
   PULL: 9,
-  /** child → master: what the app printed with console.log, UTF-8, for the master's stdout. */
-  OUTPUT: 10,
+  /**
+   * master → child: import the app now. Sent once the child's connection is matched and its
+   * memory cgroup holds it, so that nothing the app allocates escapes the cap. Empty.
+   */
+  START: 10,
 } as const;
+
+/** The highest frame type; a higher one is a broken protocol. */
+const LAST_TYPE = FRAME.START;
 
 export type FrameType = typeof FRAME[keyof typeof FRAME];
 
@@ -98,7 +113,7 @@ export function decodeText(frame: Frame): string {
   return decoder.decode(frame.payload);
 }
 
-/** Bytes to read frames from: a child's stdout stream, or this process's stdin. */
+/** Bytes to read frames from: a stream, or a connection read with read(). */
 export interface ByteSource {
   /** The next bytes; null at the end. */
   read(): Promise<Uint8Array | null>;
@@ -122,8 +137,8 @@ export function streamSource(stream: ReadableStream<Uint8Array>): ByteSource {
 }
 
 /**
- * A file read with read() (Deno.stdin) as a ByteSource. A child reads its stdin this way:
- * making the stream costs it start-up time, which is each isolated request's cost.
+ * A file or connection read with read() as a ByteSource. A child reads its connection this
+ * way: making the stream costs it start-up time, which is each isolated request's cost.
  */
 export function fileSource(file: { read(buf: Uint8Array): Promise<number | null> }): ByteSource {
   let ended = false;
@@ -152,7 +167,7 @@ export function streamSink(stream: WritableStream<Uint8Array>): ByteSink {
   };
 }
 
-/** A file written with write() (Deno.stdout) as a ByteSink; see fileSource(). */
+/** A file or connection written with write() as a ByteSink; see fileSource(). */
 export function fileSink(
   file: { write(bytes: Uint8Array): Promise<number>; close(): void },
 ): ByteSink {
@@ -195,7 +210,7 @@ export class FrameReader {
     const header = this.#take(HEADER_BYTES);
     const type = header[0];
     const length = new DataView(header.buffer, header.byteOffset, HEADER_BYTES).getUint32(1);
-    if (type < FRAME.READY || type > FRAME.OUTPUT) {
+    if (type < FRAME.READY || type > LAST_TYPE) {
       throw new FrameError(`Unknown frame type ${type}`);
     }
     if (length > FRAME_MAX) throw new FrameError(`Frame of ${length} bytes is too large`);

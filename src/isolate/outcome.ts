@@ -15,12 +15,17 @@ export type Answer =
 
 /** Why a child did not finish its response. */
 export type Failure =
-  /** The app threw; the child said so with an ERROR frame and exits by itself. */
-  | { kind: "appFailed" }
+  /**
+   * The app threw; the child said so with an ERROR frame and exits by itself. `denied` is
+   * Deno's message when what it threw was a permission refused (NotCapable).
+   */
+  | { kind: "appFailed"; denied?: string }
   /** It ran past the timeout and was killed. */
   | { kind: "timedOut"; afterMs: number }
   /** It died, or broke the protocol (then `protocolError` says how). */
-  | { kind: "crashed"; protocolError: string | null };
+  | { kind: "crashed"; protocolError: string | null }
+  /** It passed its memory cap (--isolate-memory) and was ended by V8 or the kernel. */
+  | { kind: "outOfMemory"; capBytes: number };
 
 export type Outcome =
   /** The response ended with RESPONSE_END. */
@@ -38,6 +43,7 @@ export const FAILURE_ANSWER: {
   appFailed: { status: 500, reason: "Internal Server Error", said: "app failed" },
   timedOut: { status: 504, reason: "Gateway Timeout", said: "timed out" },
   crashed: { status: 502, reason: "Bad Gateway", said: "crashed" },
+  outOfMemory: { status: 502, reason: "Bad Gateway", said: "ran out of memory" },
 };
 
 /** Whether the child ends by itself after this outcome; otherwise it is killed at once. */
@@ -65,10 +71,13 @@ export function exitLine(
       return status.success
         ? { level: "debug", message: `${child} exited (${how}) after ${quoted}` }
         : { level: "warning", message: `${child} exited with ${how} after answering ${quoted}` };
-    case "appFailed":
+    case "appFailed": {
+      const denied = outcome.denied === undefined ? "" : `; not permitted: ${outcome.denied}`;
       return failed(
-        `${child} exited (${how}): the app failed on ${quoted}; ${answered(outcome.answer)}`,
+        `${child} exited (${how}): the app failed on ${quoted}; ${answered(outcome.answer)}` +
+          denied,
       );
+    }
     case "timedOut":
       return failed(
         `${child} killed (${how}) after the ${outcome.afterMs / 1000} s timeout serving ` +
@@ -80,6 +89,11 @@ export function exitLine(
         `${child} crashed (${how}) serving ${quoted}${why}; ${answered(outcome.answer)}`,
       );
     }
+    case "outOfMemory":
+      return failed(
+        `${child} ran out of memory (cap ${mebibytes(outcome.capBytes)} MiB; ${how}) serving ` +
+          `${quoted}; ${answered(outcome.answer)}`,
+      );
     case "clientGone":
       return {
         level: "info",
@@ -90,6 +104,11 @@ export function exitLine(
     default:
       return unknownOutcome(outcome);
   }
+}
+
+function mebibytes(bytes: number): string {
+  const mib = bytes / 2 ** 20;
+  return Number.isInteger(mib) ? String(mib) : mib.toFixed(1);
 }
 
 function failed(message: string): ExitLine {

@@ -23,9 +23,13 @@ export type ControlMessage =
   | { t: "hello"; id: number }
   /** The app is loaded and the listeners are open: the worker is serving. */
   | { t: "ready" }
-  /** Sent every second while the event loop turns; `n` counts the requests served. */
-  | { t: "hb"; n: number }
-  /** The request budget is spent: replace me (the master then stops this worker). */
+  /**
+   * Sent every second while the event loop turns; `n` counts the requests served, `rss` is the
+   * worker's resident memory in bytes (absent from a worker that does not measure it).
+   */
+  | { t: "hb"; n: number; rss?: number }
+  /** The request budget is spent, or --max-memory passed: replace me (the master then stops
+   * this worker). */
   | { t: "retiring" }
   /** Why the worker could not boot, sent before it exits. */
   | { t: "error"; msg: string };
@@ -53,7 +57,9 @@ export function parseMessage(line: string): ControlMessage | null {
     case "retiring":
       return { t: m.t };
     case "hb":
-      return typeof m.n === "number" ? { t: "hb", n: m.n } : null;
+      if (!isCount(m.n)) return null;
+      if (m.rss === undefined) return { t: "hb", n: m.n };
+      return isCount(m.rss) ? { t: "hb", n: m.n, rss: m.rss } : null;
     case "hello":
       return typeof m.id === "number" ? { t: "hello", id: m.id } : null;
     case "error":
@@ -61,4 +67,9 @@ export function parseMessage(line: string): ControlMessage | null {
     default:
       return null;
   }
+}
+
+/** A count or a size: a whole number, 0 or more, that a double holds exactly. */
+function isCount(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
 }

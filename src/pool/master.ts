@@ -73,6 +73,8 @@ interface PoolWorker {
   phase: Phase;
   /** Requests served, as of its last heartbeat. */
   served: number;
+  /** Its resident memory in bytes, as of its last heartbeat that said. */
+  rss?: number;
   /** Resolves when its control connection has ended (or it never made one). */
   readonly controlEnded: Promise<void>;
   endControl(): void;
@@ -421,6 +423,7 @@ class Arbiter {
         return;
       case "hb":
         worker.served = message.n;
+        if (message.rss !== undefined) worker.rss = message.rss;
         return;
       case "ready":
         this.#ready(worker);
@@ -429,6 +432,8 @@ class Arbiter {
         // Said by a ready worker; one told to go already is going anyway.
         if (phase.name === "serving" || phase.name === "outdated") {
           this.#enter(worker, { ...phase, name: "retiring" });
+          const rss = worker.rss === undefined ? "" : ` (RSS ${mebibytes(worker.rss)})`;
+          this.#log.info(`Worker ${worker.id} (pid ${worker.pid}) retiring${rss}: replacing it`);
         }
         return;
       case "error":
@@ -758,4 +763,9 @@ class Arbiter {
       this.#push({ type: "exit", worker, status });
     });
   }
+}
+
+/** Bytes as the log shows a memory size: "212.4 MiB". */
+function mebibytes(bytes: number): string {
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 }

@@ -21,16 +21,39 @@ const FIRST_REQUEST_MS = 20;
 /** then for keep-alive clients to be told "Connection: close" before idle ones are closed. */
 const SETTLE_MS = 100;
 
+/** What a worker runs with: its pool's configuration and its own limits. */
+export interface WorkerConfig extends PoolConfig {
+  /** --max-memory: the RSS in bytes past which the worker asks to be replaced; 0: no limit. */
+  maxMemory: number;
+}
+
 /** Serves as a worker of a master; resolves with the exit status. */
-export async function runWorker(spec: string, config: PoolConfig): Promise<number> {
+export async function runWorker(spec: string, config: WorkerConfig): Promise<number> {
   const env = takeWorkerEnv();
   const log = new ErrorLog(config.logLevel);
   const channel = await ControlChannel.connect(env.control, Number(env.id));
   let served = 0;
-  channel.send({ t: "hb", n: 0 });
-  const heartbeat = setInterval(() => channel.send({ t: "hb", n: served }), HEARTBEAT_MS);
-
   let handle: ServerHandle | null = null;
+  // Asked once, for the first reason that comes: the master starts a replacement, then stops
+  // this worker gracefully.
+  let retiring = false;
+  const retire = (why: string) => {
+    if (retiring) return;
+    retiring = true;
+    log.info(`Worker ${env.id} ${why}: asking to be replaced`);
+    channel.send({ t: "retiring" });
+  };
+  const beat = () => {
+    const rss = Deno.memoryUsage().rss;
+    channel.send({ t: "hb", n: served, rss });
+    // Serving only: a master ignores the request from a worker still booting.
+    if (config.maxMemory > 0 && rss > config.maxMemory && handle !== null) {
+      retire(`RSS ${mebibytes(rss)} is past --max-memory ${mebibytes(config.maxMemory)}`);
+    }
+  };
+  beat();
+  const heartbeat = setInterval(beat, HEARTBEAT_MS);
+
   let stopping = false;
   let stopped!: () => void;
   const done = new Promise<void>((resolve) => (stopped = resolve));
@@ -57,14 +80,9 @@ export async function runWorker(spec: string, config: PoolConfig): Promise<numbe
     const message = error instanceof AppLoadError ? error.message : describeError(error);
     return fail(channel, log, message, 2);
   }
-  let retiring = false;
   const counted: App = (environ, startResponse) => {
     served++;
-    if (served === env.maxRequests && !retiring) {
-      retiring = true;
-      log.info(`Worker ${env.id} served ${served} requests: asking to be replaced`);
-      channel.send({ t: "retiring" });
-    }
+    if (served === env.maxRequests) retire(`served ${served} requests`);
     return app(environ, startResponse);
   };
   try {
@@ -88,7 +106,7 @@ export async function runWorker(spec: string, config: PoolConfig): Promise<numbe
   await done;
   clearInterval(heartbeat);
   // The last count, for the master's log line of this worker's exit.
-  channel.send({ t: "hb", n: served });
+  channel.send({ t: "hb", n: served, rss: Deno.memoryUsage().rss });
   await channel.close();
   return 0;
 }
@@ -109,6 +127,11 @@ async function drain(handle: ServerHandle, shared: boolean): Promise<void> {
     await delay(SETTLE_MS);
   }
   await handle.shutdown();
+}
+
+/** Bytes as the log shows a memory size: "212.4 MiB". */
+function mebibytes(bytes: number): string {
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
 function delay(ms: number): Promise<void> {

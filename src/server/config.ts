@@ -37,6 +37,8 @@ export interface ServerConfig {
   certfile: string;
   keyfile: string;
   forwardedAllowIps: string;
+  /** Every connection starts with a PROXY protocol header, from a peer in forwardedAllowIps. */
+  proxyProtocol: boolean;
   logLevel: LogLevel;
   rootPath: string;
 }
@@ -66,6 +68,7 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   certfile: "",
   keyfile: "",
   forwardedAllowIps: "127.0.0.1,::1",
+  proxyProtocol: false,
   logLevel: "info",
   rootPath: "",
 });

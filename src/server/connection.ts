@@ -8,7 +8,7 @@ import { type RateRule, RateVerdict, TransferClock } from "./data_rate.ts";
 import { buildEnviron, type ConnectionInfo, type EnvironDefaults } from "../tsgi/environ.ts";
 import { AppError, HttpError } from "../http/errors.ts";
 import { BodyTimeoutError, ClientGoneError, EMPTY_INPUT, RequestInput } from "../tsgi/input.ts";
-import { type AccessLog, type ErrorLog, escapeLogField } from "./log.ts";
+import { type AccessLog, type ErrorLog, escapeLogField, type RateLimitedLog } from "./log.ts";
 import { OutputBuffer, WriteFailedError } from "./output.ts";
 import {
   BodyKind,
@@ -17,8 +17,14 @@ import {
   parseRequestHead,
   type RequestHead,
 } from "../http/parser.ts";
+import { parseProxyHeader, ProxyHeaderError } from "../http/proxy_protocol.ts";
 import { applyForwarded, type TrustedProxies } from "./proxy.ts";
-import { type ClosePolicy, ResponseWriter } from "./response.ts";
+import {
+  type ClosePolicy,
+  type KeepAliveLines,
+  keepAliveLines,
+  ResponseWriter,
+} from "./response.ts";
 import type { App, Body, Environ } from "../tsgi/types.ts";
 
 /** Everything a connection needs from its server, shared by all connections. */
@@ -42,6 +48,14 @@ export interface Engine {
   environ: EnvironDefaults;
   /** Set when the server is stopping: finish the current request, then close. */
   draining: boolean;
+  /** --proxy-protocol: every connection starts with a PROXY header. Absent or null: off. */
+  proxyProtocol?: ProxyProtocolRule | null;
+}
+
+/** What --proxy-protocol needs: where the connections it closes are logged. */
+export interface ProxyProtocolRule {
+  /** One line for the first refusal, then a count a second at most: a flood costs a few. */
+  refusals: RateLimitedLog;
 }
 
 /**
@@ -96,7 +110,8 @@ export class Connection implements ClosePolicy {
   state: ConnState = ConnState.Idle;
   /** When the current state's time runs out (ms since the epoch); Infinity for none. */
   deadline: number;
-  readonly info: ConnectionInfo;
+  /** The peer's addresses, or those its PROXY header gave. */
+  info: ConnectionInfo;
 
   readonly #conn: Deno.Conn;
   readonly #engine: Engine;
@@ -125,6 +140,10 @@ export class Connection implements ClosePolicy {
   /** The current request's disconnect signal, made on demand. */
   #abort: AbortController | null = null;
   readonly #signal = () => this.requestSignal();
+  /** What a response that keeps the connection says: the Keep-Alive timeout, encoded once. */
+  readonly #keepAliveLines: KeepAliveLines;
+  /** Waiting for the PROXY header (--proxy-protocol), which comes before any request. */
+  #awaitingProxyHeader = false;
 
   constructor(conn: Deno.Conn, engine: Engine, info: ConnectionInfo) {
     this.#conn = conn;
@@ -132,11 +151,14 @@ export class Connection implements ClosePolicy {
     this.info = info;
     this.#out = new OutputBuffer(conn, engine.responseRate);
     this.deadline = coarseNow() + engine.headerTimeoutMs;
+    this.#keepAliveLines = keepAliveLines(engine.keepAliveMs);
   }
 
   /** Serves requests until the connection ends. Never throws. */
   async run(): Promise<void> {
     try {
+      const proxy = this.#engine.proxyProtocol;
+      if (proxy && !(await this.#readProxyHeader(proxy))) return;
       while (this.state !== ConnState.Closed) {
         this.#bodyClock = null;
         // A head already in the buffer (pipelining) is served without waiting on anything.
@@ -161,6 +183,77 @@ export class Connection implements ClosePolicy {
       this.close();
       this.#releaseBuffers();
     }
+  }
+
+  /**
+   * --proxy-protocol: the header that comes before the first request, within the header
+   * timeout (the deadline the connection started with), from a trusted peer only. Its
+   * addresses replace the peer's; the bytes after it stay in the buffer for the first head.
+   * False when the connection is to be closed: each such is one note in the refusals' log.
+   */
+  async #readProxyHeader(rule: ProxyProtocolRule): Promise<boolean> {
+    const peer = this.info.remoteAddr || "a unix-socket peer";
+    if (!this.info.trustedProxy) {
+      this.#refuseProxy(rule, `${peer} is not in --forwarded-allow-ips`);
+      return false;
+    }
+    this.#awaitingProxyHeader = true;
+    try {
+      while (true) {
+        const header = parseProxyHeader(this.buf, this.start, this.end);
+        if (header instanceof ProxyHeaderError) {
+          const what = header.missing
+            ? "no PROXY header"
+            : `malformed PROXY header (${header.reason})`;
+          this.#refuseProxy(rule, `${what} from ${peer}, which sent ${this.#preview()}`);
+          return false;
+        }
+        if (header !== undefined) {
+          this.start += header.length;
+          const addresses = header.addresses;
+          if (addresses === null) return true;
+          const client = addresses.sourceAddress;
+          this.info = {
+            ...this.info,
+            remoteAddr: client,
+            remotePort: String(addresses.sourcePort),
+            serverName: addresses.destinationAddress,
+            serverPort: String(addresses.destinationPort),
+            // The bytes that follow are the client's own: its forwarding headers are believed
+            // only if it is a trusted proxy itself.
+            trustedProxy: this.#engine.trustedProxies?.trusts(client) ?? false,
+          };
+          return true;
+        }
+        if (!(await this.fill())) {
+          // The sweeper has said why when the deadline closed it.
+          if (this.state !== ConnState.Closed) {
+            const sent = this.end > this.start ? `after ${this.#preview()}` : "having sent nothing";
+            this.#refuseProxy(rule, `${peer} closed the connection before a PROXY header, ${sent}`);
+          }
+          return false;
+        }
+      }
+    } finally {
+      this.#awaitingProxyHeader = false;
+    }
+  }
+
+  #refuseProxy(rule: ProxyProtocolRule, why: string): void {
+    rule.refusals.note(
+      `PROXY protocol: connection closed: ${why}`,
+      (count, seconds) =>
+        `PROXY protocol: ${count} more connections closed in the last ${seconds} s; the ` +
+        `last: ${why}`,
+    );
+  }
+
+  /** The start of what the peer sent, escaped for the log: `"GET / HTTP/1.1\x0d\x0a…"`. */
+  #preview(): string {
+    const total = this.end - this.start;
+    const shown = this.buf.subarray(this.start, this.start + Math.min(total, 32));
+    const more = total > shown.length ? "…" : "";
+    return `"${escapeLogField(String.fromCharCode(...shown))}"${more} (${total} bytes)`;
   }
 
   /**
@@ -241,6 +334,12 @@ export class Connection implements ClosePolicy {
     if (outVerdict !== RateVerdict.Ok) {
       const what = outVerdict === RateVerdict.Stalled ? "Write timed out" : "Write too slow";
       log.info(`${what}: ${peer} reads too slowly (${describeSlow(outVerdict, out, now)})`);
+    } else if (this.#awaitingProxyHeader && this.#engine.proxyProtocol) {
+      const sent = `${this.end - this.start} bytes`;
+      this.#refuseProxy(
+        this.#engine.proxyProtocol,
+        `no PROXY header from ${peer} in time (${sent})`,
+      );
     } else if (this.state === ConnState.ReadingHead) {
       log.info(`Request head not received in time from ${peer}`);
     } else if (this.state === ConnState.Draining) {
@@ -455,7 +554,14 @@ export class Connection implements ClosePolicy {
     if (environ instanceof HttpError) return this.#refuse(head, environ, began);
     environ["tsgi.server.signal"] = this.#signal;
     if (this.info.trustedProxy) applyForwarded(environ, engine.trustedProxies as TrustedProxies);
-    const response = new ResponseWriter(this.#out, head.method, head.minor, head.keepAlive, this);
+    const response = new ResponseWriter(
+      this.#out,
+      head.method,
+      head.minor,
+      head.keepAlive,
+      this,
+      this.#keepAliveLines,
+    );
     const called = this.#callApp(environ, response);
     if (called) return called.then(() => this.#afterResponse(head, response, environ, began));
     return this.#afterResponse(head, response, environ, began);

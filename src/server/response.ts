@@ -62,7 +62,50 @@ const STATUS_LINE_START = encoder.encode("HTTP/1.1 ");
 const CONTENT_LENGTH_START = encoder.encode("Content-Length: ");
 const CHUNKED_LINE = encoder.encode("Transfer-Encoding: chunked\r\n");
 const CLOSE_LINE = encoder.encode("Connection: close\r\n");
-const KEEP_ALIVE_LINE = encoder.encode("Connection: keep-alive\r\n");
+/**
+ * What a response says when its connection stays open: on HTTP/1.1 the Keep-Alive line alone,
+ * on HTTP/1.0 "Connection: keep-alive" as well. Made once for each --keep-alive value.
+ */
+export interface KeepAliveLines {
+  readonly http11: Uint8Array;
+  readonly http10: Uint8Array;
+  /** The same as text, for the answers written as one string (writeErrorResponse()). */
+  readonly text11: string;
+  readonly text10: string;
+}
+
+function makeKeepAliveLines(keepAliveLine: string): KeepAliveLines {
+  const text10 = "Connection: keep-alive\r\n" + keepAliveLine;
+  return {
+    http11: encoder.encode(keepAliveLine),
+    http10: encoder.encode(text10),
+    text11: keepAliveLine,
+    text10,
+  };
+}
+
+/** No Keep-Alive line: what a writer made without a server's --keep-alive says. */
+export const NO_KEEP_ALIVE_TIMEOUT: KeepAliveLines = makeKeepAliveLines("");
+
+const keepAliveLinesByMs = new Map<number, KeepAliveLines>();
+
+/**
+ * The lines for an idle timeout of `keepAliveMs`: `Keep-Alive: timeout=N` with N a second
+ * below it (1 at least), so that a client or proxy stops reusing an idle connection before the
+ * server closes it, rather than sending a request into the close. None for 1 s or less.
+ */
+export function keepAliveLines(keepAliveMs: number): KeepAliveLines {
+  let lines = keepAliveLinesByMs.get(keepAliveMs);
+  if (lines === undefined) {
+    const seconds = Math.max(1, Math.floor(keepAliveMs / 1000 - 1));
+    lines = keepAliveMs > 1000
+      ? makeKeepAliveLines(`Keep-Alive: timeout=${seconds}\r\n`)
+      : NO_KEEP_ALIVE_TIMEOUT;
+    keepAliveLinesByMs.set(keepAliveMs, lines);
+  }
+  return lines;
+}
+
 /** Room for what every head has besides the app's fields: status line, Date, framing. */
 const FIXED_HEAD_BYTES = 160;
 /** The app's Content-Length, or none needed (no body, or the close ends it). */
@@ -88,6 +131,7 @@ export class ResponseWriter {
   readonly #method: string;
   readonly #minor: number;
   readonly #policy: ClosePolicy;
+  readonly #keepAliveLines: KeepAliveLines;
   #statusLine = "";
   #statusCode = 0;
   /**
@@ -107,7 +151,8 @@ export class ResponseWriter {
 
   /**
    * `keepAlive` is whether the client allows the connection to stay open; `policy` may still
-   * close it when the head is written.
+   * close it when the head is written. `keepAliveLines` are what a head says when it stays
+   * open (keepAliveLines()).
    */
   constructor(
     out: OutputBuffer,
@@ -115,12 +160,14 @@ export class ResponseWriter {
     minor: number,
     keepAlive: boolean,
     policy: ClosePolicy = NEVER_CLOSE,
+    keepAliveLines: KeepAliveLines = NO_KEEP_ALIVE_TIMEOUT,
   ) {
     this.#out = out;
     this.#method = method;
     this.#minor = minor;
     this.keepAlive = keepAlive;
     this.#policy = policy;
+    this.#keepAliveLines = keepAliveLines;
     this.startResponse = (status, headers, excInfo) => this.#start(status, headers, excInfo);
   }
 
@@ -288,7 +335,8 @@ export class ResponseWriter {
     const framing = this.#framing(knownLength, bodiless);
     const fields = this.#fields as string[];
     const out = this.#out;
-    let size = this.#statusLine.length + FIXED_HEAD_BYTES;
+    const keepAliveLines = this.#keepAliveLines;
+    let size = this.#statusLine.length + FIXED_HEAD_BYTES + keepAliveLines.http10.length;
     for (let i = 0; i < fields.length; i++) size += fields[i].length + 2;
     out.reserve(size);
     out.putBytes(STATUS_LINE_START);
@@ -310,7 +358,7 @@ export class ResponseWriter {
       out.putBytes(CRLF);
     } else if (framing === FRAMING_CHUNKED) out.putBytes(CHUNKED_LINE);
     if (!this.keepAlive) out.putBytes(CLOSE_LINE);
-    else if (this.#minor === 0) out.putBytes(KEEP_ALIVE_LINE);
+    else out.putBytes(this.#minor === 0 ? keepAliveLines.http10 : keepAliveLines.http11);
     out.putBytes(CRLF);
     this.#headSent = true;
     this.status = code;
@@ -368,17 +416,21 @@ export class ResponseWriter {
     if (this.#headSent) return false;
     const reason = reasonPhrase(status);
     const body = reason + "\n";
-    this.keepAlive = this.keepAlive && !closeAfter;
+    this.keepAlive = this.keepAlive && !closeAfter && !this.#policy.closeAfterResponse();
     this.#out.appendLatin1(
       `HTTP/1.1 ${status} ${reason}\r\nDate: ${httpDate()}\r\n` +
         `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n` +
-        (this.keepAlive ? "" : "Connection: close\r\n") + "\r\n" +
+        (this.keepAlive ? this.#keepAliveText() : "Connection: close\r\n") + "\r\n" +
         (this.#method === "HEAD" ? "" : body),
     );
     this.#headSent = true;
     this.status = status;
     this.bodyBytes = this.#method === "HEAD" ? 0 : body.length;
     return true;
+  }
+
+  #keepAliveText(): string {
+    return this.#minor === 0 ? this.#keepAliveLines.text10 : this.#keepAliveLines.text11;
   }
 }
 

@@ -2,7 +2,7 @@
 // listeners and returns a handle to stop them. The CLI and the tests both start here.
 
 import type { Engine } from "./connection.ts";
-import { AccessLog, ErrorLog, type Sink } from "./log.ts";
+import { AccessLog, ErrorLog, RateLimitedLog, type Sink } from "./log.ts";
 import { Server } from "./server.ts";
 import { TrustedProxies } from "./proxy.ts";
 import { type BindAddress, isUnixBind, urlOf as bindUrl } from "./bind.ts";
@@ -80,6 +80,9 @@ export function serve(app: App, options: ServeOptions = {}): ServerHandle {
       runOnce: options.runOnce ?? false,
     },
     draining: false,
+    proxyProtocol: config.proxyProtocol
+      ? { refusals: new RateLimitedLog(errorLog, "warning") }
+      : null,
   };
   const server = new Server(engine, {
     maxConnections: config.maxConnections,
@@ -120,6 +123,14 @@ function openAccessLog(
 /** The certificate and key for HTTPS, read from --certfile/--keyfile; null for plain HTTP. */
 export function loadTls(config: ServerConfig): { cert: string; key: string } | null {
   if (config.certfile === "" && config.keyfile === "") return null;
+  if (config.proxyProtocol) {
+    // The PROXY header comes before the TLS handshake, and Deno's TLS listener does the
+    // handshake itself: it would read the header as a malformed ClientHello.
+    throw new ConfigError(
+      "--proxy-protocol with --certfile: the PROXY header comes before the TLS handshake, " +
+        "which Deno's TLS listener does itself; terminate TLS at the proxy, or drop one flag",
+    );
+  }
   if (config.certfile === "" || config.keyfile === "") {
     throw new ConfigError("--certfile and --keyfile go together: give both or neither");
   }

@@ -51,7 +51,9 @@ async function serveProject(dir: string, args: string[]) {
   return { child, port, log: () => log, logDone };
 }
 
-for (const mode of [[], ["--workers", "2"], ["--reload"], ["--isolate", "request"]]) {
+// An isolated child gets no environment it is not granted (docs/isolation.md).
+const ISOLATED = ["--isolate", "request", "--allow-env=GREETING_NAME"];
+for (const mode of [[], ["--workers", "2"], ["--reload"], ISOLATED]) {
   const name = mode.length === 0 ? "a single process" : mode.join(" ");
   Deno.test(`a project's deno.json import map and .env reach the app: ${name}`, async () => {
     const dir = await makeProject();

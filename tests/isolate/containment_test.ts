@@ -100,6 +100,23 @@ async function get(port: number, path: string): Promise<{ status: number; body: 
   }
 }
 
+/** A module on a "remote" host: an HTTP server on a free port, each URL fresh (no cache). */
+function serveModule(): { url: string; port: number; close(): Promise<void> } {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () =>
+      new Response('export const x = "a remote module";', {
+        headers: { "content-type": "application/typescript" },
+      }),
+  );
+  const port = server.addr.port;
+  return {
+    url: `http://127.0.0.1:${port}/module-${crypto.randomUUID()}.ts`,
+    port,
+    close: () => server.shutdown(),
+  };
+}
+
 /** The names in a spare child's /proc/PID/environ. */
 function childEnvironmentNames(master: Master): string[] {
   for (const child of childrenOf(master.child.pid)) {
@@ -147,7 +164,9 @@ Deno.test("under the defaults, each thing an untrusted app tries fails inside it
     }
   })();
   const target = `${dir}/written.txt`;
+  const modules = serveModule();
   const cases: [string, string][] = [
+    [`/import?url=${modules.url}`, `import access to "127.0.0.1:${modules.port}"`],
     ["/read-passwd", 'read access to "/etc/passwd"'],
     [`/write?path=${target}`, `write access to "${target}"`],
     ["/spawn", "run access to"],
@@ -166,9 +185,18 @@ Deno.test("under the defaults, each thing an untrusted app tries fails inside it
         const response = await get(master.port, path);
         assert.equal(response.status, 500, path);
         assert.equal(response.body, "Internal Server Error", path);
-        await waitUntil(`the log says ${path} was refused`, () =>
-          deniedLine(path, denied).test(master.log()));
+        await waitUntil(
+          `the log says ${path} was refused`,
+          () => deniedLine(path, denied).test(master.log()),
+        );
       }
+      // Its own folder it may read.
+      const own = await get(master.port, "/read-own");
+      assert.deepEqual(own, {
+        status: 200,
+        body:
+          "// An app that tries, one path each, what an untrusted app might: the --isolate request",
+      });
       // The app sees Deno's NotCapable and may catch it.
       assert.deepEqual(await get(master.port, "/read-caught"), { status: 200, body: "NotCapable" });
       // Nothing got through: no file, no connection, and the master neither killed nor stopped.
@@ -178,6 +206,7 @@ Deno.test("under the defaults, each thing an untrusted app tries fails inside it
     });
   } finally {
     listener.close();
+    await modules.close();
     Deno.removeSync(dir, { recursive: true });
   }
 });
@@ -185,9 +214,12 @@ Deno.test("under the defaults, each thing an untrusted app tries fails inside it
 Deno.test("what the app writes to Deno.stdout goes to the error log under its PID, not into the protocol", async () => {
   await withMaster([], async (master) => {
     assert.deepEqual(await get(master.port, "/stdout"), { status: 200, body: "still fine" });
-    await waitUntil("the app's stdout is in the log", () =>
-      /\[INFO\] \[child \d+\] garbage on stdout/.test(master.log()) &&
-      /\[child \d+\] \\x01\\x00\\x00\\x00\\x00\\x07/.test(master.log()));
+    await waitUntil(
+      "the app's stdout is in the log",
+      () =>
+        /\[INFO\] \[child \d+\] garbage on stdout/.test(master.log()) &&
+        /\[child \d+\] \\x01\\x00\\x00\\x00\\x00\\x07/.test(master.log()),
+    );
   });
 });
 
@@ -198,7 +230,9 @@ Deno.test("each grant flag lets its operation through, and only what --allow-env
     for await (const conn of listener) conn.close();
   })();
   const port = listener.addr.port;
+  const modules = serveModule();
   const grants = [
+    `--allow-import=127.0.0.1:${modules.port}`,
     "--allow-read=/etc/passwd,/proc",
     `--allow-write=${dir}`,
     "--allow-run=echo,sleep",
@@ -218,6 +252,7 @@ Deno.test("each grant flag lets its operation through, and only what --allow-env
         [`/env?name=${SECRET}`, "s3cret"],
         ["/sys", Deno.hostname()],
         ["/dlopen", /^getpid \d+$/],
+        [`/import?url=${modules.url}`, "a remote module"],
       ];
       for (const [path, body] of expected) {
         const response = await get(master.port, path);
@@ -245,6 +280,7 @@ Deno.test("each grant flag lets its operation through, and only what --allow-env
     });
   } finally {
     listener.close();
+    await modules.close();
     Deno.removeSync(dir, { recursive: true });
   }
 });
@@ -253,8 +289,10 @@ Deno.test("--deny-* narrows a grant: --allow-read=/etc --deny-read=/etc/passwd",
   await withMaster(["--allow-read=/etc", "--deny-read=/etc/passwd"], async (master) => {
     const response = await get(master.port, "/read-passwd");
     assert.equal(response.status, 500);
-    await waitUntil("the refusal is logged", () =>
-      deniedLine("/read-passwd", 'read access to "/etc/passwd"').test(master.log()));
+    await waitUntil(
+      "the refusal is logged",
+      () => deniedLine("/read-passwd", 'read access to "/etc/passwd"').test(master.log()),
+    );
   });
 });
 

@@ -13,16 +13,22 @@ Deno.test("deathSignalPrefix finds setpriv where it is, and says why not where i
     assert.match(found.prefix[0], /\/setpriv$/);
     assert.deepEqual(found.prefix.slice(1), ["--pdeathsig", "SIGKILL", "--"]);
   }
-  assert.deepEqual(deathSignalPrefix("SIGKILL", ["/nonexistent/setpriv"]), {
+  assert.deepEqual(deathSignalPrefix("SIGKILL", ["/nonexistent"]), {
     missing: "util-linux's setpriv was not found",
   });
-  // A program that runs but is no util-linux setpriv is not taken for one.
-  assert.deepEqual(deathSignalPrefix("SIGKILL", [Deno.execPath()]), {
-    missing: "util-linux's setpriv was not found",
-  });
+  // A program that runs but is no util-linux program is not taken for one.
+  const fake = Deno.makeTempDirSync();
+  try {
+    Deno.symlinkSync(Deno.execPath(), `${fake}/setpriv`);
+    assert.deepEqual(deathSignalPrefix("SIGKILL", [fake]), {
+      missing: "util-linux's setpriv was not found",
+    });
+  } finally {
+    Deno.removeSync(fake, { recursive: true });
+  }
 });
 
-Deno.test("without setpriv, the pool says so in one warning line and its children still serve", async () => {
+Deno.test("without setpriv (nor setsid), the pool says so in one warning line and its children still serve", async () => {
   const sink = new MemorySink();
   const errorLog = new ErrorLog("debug", sink);
   const app = isolatedApp("apps/hello.ts", {
@@ -32,7 +38,7 @@ Deno.test("without setpriv, the pool says so in one warning line and its childre
     maxQueue: 4,
     timeout: 10,
     isolateMemory: 0,
-    setprivPaths: ["/nonexistent/setpriv"],
+    utilLinuxDirs: ["/nonexistent"],
   });
   try {
     await withServer(app, async (server) => {

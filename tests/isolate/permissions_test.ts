@@ -8,6 +8,7 @@ import { ConfigError, settingFor } from "../../src/cli/settings.ts";
 import {
   childPermissionFlags,
   parsePermissionFlag,
+  parsePermissionFlags,
   PermissionFlagError,
   userCovers,
 } from "../../src/isolate/permission_set.ts";
@@ -37,12 +38,14 @@ Deno.test("Deno's permission flags after APP become the permissions setting, in 
 });
 
 Deno.test("a misspelt permission flag is one line naming it", () => {
-  for (const [flag, said] of [
-    ["--allow-hrtime", /"--allow-hrtime" is not a Deno permission flag/],
-    ["--allow-nett=x", /"--allow-nett=x" is not a Deno permission flag/],
-    ["--allow-read=", /--allow-read=: expected a comma-separated list after "="/],
-    ["--allow-read=/a,,/b", /expected a comma-separated list/],
-  ] as const) {
+  for (
+    const [flag, said] of [
+      ["--allow-hrtime", /"--allow-hrtime" is not a Deno permission flag/],
+      ["--allow-nett=x", /"--allow-nett=x" is not a Deno permission flag/],
+      ["--allow-read=", /--allow-read=: expected a comma-separated list after "="/],
+      ["--allow-read=/a,,/b", /expected a comma-separated list/],
+    ] as const
+  ) {
     assert.throws(() => parseCommandLine(["app.ts", flag]), (error: Error) => {
       assert.ok(error instanceof ConfigError);
       assert.match(error.message, said);
@@ -59,6 +62,11 @@ Deno.test("in a config file, permissions is a list of flags checked the same way
     "--deny-read=/etc",
   ]);
   assert.throws(() => setting.parse(["allow-net"], "permissions"), ConfigError);
+  // The default, which a config file (a list may not be empty) and --print-config can spell.
+  assert.deepEqual(setting.default, ["none"]);
+  assert.deepEqual(setting.parse(["none"], "permissions"), ["none"]);
+  assert.throws(() => setting.parse(["none", "--allow-net"], "permissions"), /stands alone/);
+  assert.deepEqual(parsePermissionFlags(["none"]), []);
   const memory = settingFor("isolateMemory")!;
   assert.equal(memory.parse(["256M"], "isolate-memory"), 256 * 2 ** 20);
   assert.equal(memory.parse(["0"], "isolate-memory"), 0);
@@ -77,7 +85,11 @@ Deno.test("parsePermissionFlag: kind, mode and list", () => {
     kind: "net",
     values: ["a:1", "b"],
   });
-  assert.deepEqual(parsePermissionFlag("--allow-all"), { mode: "allow", kind: "all", values: null });
+  assert.deepEqual(parsePermissionFlag("--allow-all"), {
+    mode: "allow",
+    kind: "all",
+    values: null,
+  });
   assert.throws(() => parsePermissionFlag("--allow-scripts"), PermissionFlagError);
 });
 
@@ -92,7 +104,10 @@ Deno.test("a child's flags: its own needs plus the user's, one flag per kind", (
     "--allow-env=A,B",
   ]);
   // A whole kind wins over lists; Deno would drop the whole grant beside a list.
-  assert.deepEqual(flags("--allow-net=x", "--allow-net"), ["--allow-read=/app,/cache", "--allow-net"]);
+  assert.deepEqual(flags("--allow-net=x", "--allow-net"), [
+    "--allow-read=/app,/cache",
+    "--allow-net",
+  ]);
   assert.deepEqual(flags("--deny-read=/app/secret"), [
     "--allow-read=/app,/cache",
     "--allow-net=unix:/s",

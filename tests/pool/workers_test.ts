@@ -234,7 +234,10 @@ Deno.test("--workers N starts N processes sharing one port, tsgi.multiprocess tr
     assert.equal((await stopMaster(master)).code, 0);
   }
   assert.match(master.log(), /SIGTERM: stopping gracefully/);
-  assert.equal([...master.log().matchAll(/Worker \d \(pid \d+\) exited \(\d+ requests served\)\n/g)].length, 2);
+  assert.equal(
+    [...master.log().matchAll(/Worker \d \(pid \d+\) exited \(\d+ requests served\)\n/g)].length,
+    2,
+  );
 });
 
 async function waitUntilAsync(what: string, check: () => Promise<boolean>, deadlineMs = 15_000) {

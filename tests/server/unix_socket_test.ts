@@ -96,4 +96,3 @@ Deno.test("tsgi refuses HTTPS on a unix socket, naming the flags", async () => {
   assert.equal(output.code, 2);
   assert.match(new TextDecoder().decode(output.stderr), /--certfile|not a PEM file/);
 });
-

@@ -6,6 +6,7 @@
 import { HttpError, reasonPhrase } from "../../http/errors.ts";
 import { percentDecodePath } from "../../tsgi/environ.ts";
 import { headerNameOf } from "../../http/field_names.ts";
+import { isUpgradeResponse, rememberEnviron } from "../websocket.ts";
 import type { App, Body, Chunk, Environ, FetchApp, Input } from "../../tsgi/types.ts";
 
 import { HOP_BY_HOP } from "../../http/grammar.ts";
@@ -43,10 +44,14 @@ export function toTsgiApp(handler: FetchHandler | FetchApp): App {
   return async (environ, startResponse) => {
     const input = hasBody(environ) ? new InputStream(environ["tsgi.input"]) : null;
     const request = requestFromEnviron(environ, input?.stream);
+    // A WebSocket handshake: upgradeWebSocket(request) finds its way back to the environ.
+    if (environ["tsgi.server.websocket"] !== undefined) rememberEnviron(request, environ);
     const response = await fetch(request, infoOf(environ));
     // A body the app could not read (413, a client gone) decides the answer, whatever the app
     // made of it: frameworks turn such errors into their own 500.
     if (input?.failure !== undefined) throw input.failure;
+    // The server writes the 101 for an upgraded request; nothing of the app's goes out.
+    if (isUpgradeResponse(response)) return [];
     const fixed = fixedResponse(response);
     if (fixed !== null) {
       startResponse(statusLineOf(response), fixed.headers);

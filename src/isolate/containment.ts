@@ -1,0 +1,56 @@
+// What holds every child of a pool beyond its permissions, set up once per pool: the words its
+// command starts with (setsid: a session of its own; setpriv: death with the master) and the
+// memory cgroups its children go in. Each part that cannot be had here is a warning, saying
+// what is weaker for it; the pool still runs.
+
+import { type CgroupParent, openMemoryCgroups } from "./memory_cgroup.ts";
+import { allowed, type PermissionFlag } from "./permission_set.ts";
+import { deathSignalPrefix } from "../process/death_signal.ts";
+import { ownSessionPrefix } from "../process/own_session.ts";
+
+export interface Containment {
+  /** Before the child's command: setsid, then setpriv --pdeathsig SIGKILL, where found. */
+  prefix: string[];
+  /** Whether the child must get its session from Deno.Command's `detached` (no setsid). */
+  detached: boolean;
+  /** Where the children's memory cgroups are made; null without a cap or without cgroups. */
+  cgroups: CgroupParent | null;
+  /** One line for each weaker part, for the log. */
+  warnings: string[];
+}
+
+export interface ContainmentOptions {
+  permissions: readonly PermissionFlag[];
+  /** The memory cap in bytes; 0 for none. */
+  memoryBytes: number;
+  /** Where to look for setsid and setpriv (default: the usual folders, PATH). */
+  utilLinuxDirs?: string[];
+}
+
+export function containment(options: ContainmentOptions): Containment {
+  const warnings: string[] = [];
+  const session = ownSessionPrefix(options.utilLinuxDirs);
+  let prefix = session ?? [];
+  const death = deathSignalPrefix("SIGKILL", options.utilLinuxDirs);
+  if ("prefix" in death) prefix = [...prefix, ...death.prefix];
+  else {
+    warnings.push(
+      `Children are started directly: ${death.missing}; a busy child outlives a master ` +
+        "killed with SIGKILL",
+    );
+  }
+  let cgroups: CgroupParent | null = null;
+  if (options.memoryBytes > 0) {
+    // A child that may run programs may leave some in its cgroup: it is checked after each.
+    const run = allowed(options.permissions, "run");
+    const opened = openMemoryCgroups(run === "all" || run.length > 0);
+    if ("cgroups" in opened) cgroups = opened.cgroups;
+    else {
+      warnings.push(
+        `--isolate-memory ${Math.round(options.memoryBytes / 2 ** 20)} MiB: ${opened.missing}; ` +
+          "only the V8 heap is capped (ArrayBuffers and native memory are not)",
+      );
+    }
+  }
+  return { prefix, detached: session === null, cgroups, warnings };
+}

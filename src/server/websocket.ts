@@ -1,0 +1,294 @@
+// A server-side WebSocket on a connection the HTTP engine has handed over after its 101: the
+// API of `Deno.upgradeWebSocket`'s socket (events, send, close, readyState, bufferedAmount) over
+// RFC 6455 framing (src/http/websocket_frames.ts), with pings answered, the close handshake,
+// a ping deadline for a peer gone quiet, and writes that wait on the peer, so a client that
+// reads nothing never makes the server hold more than one message per send() call.
+
+import {
+  CLOSE_CODE,
+  closePayload,
+  encodeFrame,
+  FrameDecoder,
+  type Incoming,
+  isSendableCloseCode,
+  OPCODE,
+  WebSocketProtocolError,
+} from "../http/websocket_frames.ts";
+
+/** How a socket behaves; the server's flags set these. */
+export interface WebSocketLimits {
+  /** The largest message accepted (all its fragments); larger is close 1009. */
+  maxMessage: number;
+  /** A ping every this many ms; a peer that has not answered one by the next is closed. 0: no pings. */
+  pingIntervalMs: number;
+}
+
+/** What the socket is doing (the WebSocket API's readyState values). */
+export const enum ReadyState {
+  CONNECTING = 0,
+  OPEN = 1,
+  CLOSING = 2,
+  CLOSED = 3,
+}
+
+type Listener = ((event: Event) => void) | null;
+
+const encoder = new TextEncoder();
+/** The most bytes queued for a peer that does not read, beyond one largest message. */
+const MAX_BUFFERED = 16 * 1024 * 1024;
+/** How long a close handshake may take before the connection is cut. */
+const CLOSE_TIMEOUT_MS = 5000;
+
+/** The socket an app holds. Events fire once the server has attached it to its connection. */
+export class ServerWebSocket extends EventTarget {
+  static readonly CONNECTING = ReadyState.CONNECTING;
+  static readonly OPEN = ReadyState.OPEN;
+  static readonly CLOSING = ReadyState.CLOSING;
+  static readonly CLOSED = ReadyState.CLOSED;
+
+  readonly url: string;
+  readonly protocol: string;
+  readonly extensions = "";
+  binaryType: BinaryType = "blob";
+  onopen: Listener = null;
+  onmessage: Listener = null;
+  onclose: Listener = null;
+  onerror: Listener = null;
+
+  #state = ReadyState.CONNECTING;
+  #conn: Deno.Conn | null = null;
+  #limits: WebSocketLimits | null = null;
+  /** Bytes handed to send() and not yet written. */
+  #buffered = 0;
+  #writing: Promise<void> = Promise.resolve();
+  #closeSent = false;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #pingTimer: ReturnType<typeof setInterval> | undefined;
+  #awaitingPong = false;
+  /** What a send() before the attach queued, in order. */
+  #early: Uint8Array[] = [];
+
+  constructor(url: string, protocol: string) {
+    super();
+    this.url = url;
+    this.protocol = protocol;
+  }
+
+  get readyState(): number {
+    return this.#state;
+  }
+
+  get bufferedAmount(): number {
+    return this.#buffered;
+  }
+
+  /** Sends a message: a string as text; bytes, an ArrayBuffer or a Blob as binary. */
+  send(data: string | ArrayBufferLike | ArrayBufferView | Blob): void {
+    if (this.#state === ReadyState.CONNECTING) {
+      throw new DOMException("The socket is not open yet", "InvalidStateError");
+    }
+    if (this.#state !== ReadyState.OPEN) return;
+    if (typeof data === "string") return this.#queue(OPCODE.TEXT, encoder.encode(data));
+    if (data instanceof Blob) {
+      // Kept in order with the messages after it: its bytes are read inside the write queue.
+      this.#buffered += data.size;
+      this.#writing = this.#writing.then(async () => {
+        const bytes = new Uint8Array(await data.arrayBuffer());
+        this.#buffered -= data.size;
+        this.#queue(OPCODE.BINARY, bytes);
+      });
+      return;
+    }
+    const bytes = ArrayBuffer.isView(data)
+      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice()
+      : new Uint8Array(data as ArrayBuffer).slice();
+    this.#queue(OPCODE.BINARY, bytes);
+  }
+
+  /** Starts the close handshake (code 1000, or 3000–4999 from an app). */
+  close(code?: number, reason = ""): void {
+    if (code !== undefined && code !== 1000 && (code < 3000 || code > 4999)) {
+      throw new DOMException(`Invalid close code ${code}`, "InvalidAccessError");
+    }
+    if (this.#state >= ReadyState.CLOSING) return;
+    this.#state = ReadyState.CLOSING;
+    this.#sendClose(code ?? CLOSE_CODE.NORMAL, reason);
+  }
+
+  /**
+   * The server's side: the 101 is out, `conn` is the socket's now, `leftover` what the client
+   * sent after its handshake. Resolves when the connection has ended.
+   */
+  async attach(conn: Deno.Conn, leftover: Uint8Array, limits: WebSocketLimits): Promise<void> {
+    this.#conn = conn;
+    this.#limits = limits;
+    const wasClosing = this.#state === ReadyState.CLOSING;
+    if (!wasClosing) this.#state = ReadyState.OPEN;
+    for (const frame of this.#early.splice(0)) this.#write(frame);
+    this.#fire("open", new Event("open"));
+    this.#startPings();
+    const decoder = new FrameDecoder(limits.maxMessage);
+    try {
+      if (leftover.length > 0) this.#handleAll(decoder.push(leftover));
+      const buf = new Uint8Array(64 * 1024);
+      while (this.#state !== ReadyState.CLOSED) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        this.#handleAll(decoder.push(buf.subarray(0, n)));
+      }
+      this.#finish(CLOSE_CODE.ABNORMAL, "", false);
+    } catch (error) {
+      if (error instanceof WebSocketProtocolError) {
+        this.#fail(error.code, error.message);
+      } else this.#finish(CLOSE_CODE.ABNORMAL, "", false);
+    }
+  }
+
+  /** The server is stopping: close 1001, and the connection within the handshake's time. */
+  goingAway(): void {
+    if (this.#state >= ReadyState.CLOSING) return;
+    this.#state = ReadyState.CLOSING;
+    this.#sendClose(CLOSE_CODE.GOING_AWAY, "server stopping");
+  }
+
+  #handleAll(incoming: Incoming[]): void {
+    for (const item of incoming) this.#handle(item);
+  }
+
+  #handle(item: Incoming): void {
+    switch (item.kind) {
+      case "text":
+        if (this.#state === ReadyState.OPEN) this.#message(item.data);
+        return;
+      case "binary":
+        if (this.#state === ReadyState.OPEN) {
+          // The decoder's own array, exactly the message: its buffer is the message's.
+          const data = item.data as Uint8Array<ArrayBuffer>;
+          this.#message(this.binaryType === "blob" ? new Blob([data]) : data.buffer);
+        }
+        return;
+      case "ping":
+        // §5.5.3: a pong with the ping's payload, as soon as practical.
+        if (!this.#closeSent) this.#write(encodeFrame(OPCODE.PONG, item.data));
+        return;
+      case "pong":
+        this.#awaitingPong = false;
+        return;
+      case "close":
+        this.#closeReceived(item.code, item.reason);
+        return;
+    }
+  }
+
+  #message(data: string | ArrayBuffer | Blob): void {
+    this.#fire("message", new MessageEvent("message", { data, origin: new URL(this.url).origin }));
+  }
+
+  /** §5.5.1: echo the code (or send none for none), then the connection ends. */
+  #closeReceived(code: number, reason: string): void {
+    if (!this.#closeSent) {
+      this.#state = ReadyState.CLOSING;
+      this.#sendClose(code === CLOSE_CODE.NO_STATUS ? -1 : code, "");
+    }
+    this.#finish(code, reason, true);
+  }
+
+  #fail(code: number, reason: string): void {
+    this.#fire("error", new ErrorEvent("error", { message: reason }));
+    if (!this.#closeSent) this.#sendClose(code, reason.slice(0, 100));
+    this.#finish(code, reason, false);
+  }
+
+  /** Sends a close frame (none when `code` is -1: an empty one) and bounds the handshake. */
+  #sendClose(code: number, reason: string): void {
+    if (this.#closeSent) return;
+    this.#closeSent = true;
+    const payload = code < 0 || !isSendableCloseCode(code)
+      ? new Uint8Array(0)
+      : closePayload(code, reason);
+    const frame = encodeFrame(OPCODE.CLOSE, payload);
+    if (this.#conn === null) this.#early.push(frame);
+    else this.#write(frame);
+    this.#closeTimer = setTimeout(() => this.#cut(), CLOSE_TIMEOUT_MS);
+  }
+
+  /** The end: the close event once, the connection closed after what was queued went out. */
+  #finish(code: number, reason: string, wasClean: boolean): void {
+    if (this.#state === ReadyState.CLOSED) return;
+    this.#state = ReadyState.CLOSED;
+    clearInterval(this.#pingTimer);
+    this.#writing.finally(() => this.#cut());
+    this.#fire("close", new CloseEvent("close", { code, reason, wasClean }));
+  }
+
+  #cut(): void {
+    clearTimeout(this.#closeTimer);
+    try {
+      this.#conn?.close();
+    } catch {
+      // Closed already.
+    }
+  }
+
+  #startPings(): void {
+    const interval = this.#limits?.pingIntervalMs ?? 0;
+    if (interval <= 0) return;
+    this.#pingTimer = setInterval(() => {
+      if (this.#awaitingPong) return this.#fail(CLOSE_CODE.GOING_AWAY, "no pong in time");
+      this.#awaitingPong = true;
+      this.#write(encodeFrame(OPCODE.PING, new Uint8Array(0)));
+    }, interval);
+    Deno.unrefTimer(this.#pingTimer);
+  }
+
+  #queue(opcode: number, payload: Uint8Array): void {
+    const frame = encodeFrame(opcode, payload);
+    if (this.#conn === null) {
+      this.#early.push(frame);
+      return;
+    }
+    this.#write(frame);
+  }
+
+  /**
+   * Writes in order, one after another; bufferedAmount counts what waits. A peer that reads
+   * nothing while the app keeps sending is cut off past MAX_BUFFERED, rather than the server
+   * holding without bound what it will not take.
+   */
+  #write(frame: Uint8Array): void {
+    const conn = this.#conn as Deno.Conn;
+    if (this.#buffered + frame.length > MAX_BUFFERED + (this.#limits?.maxMessage ?? 0)) {
+      this.#buffered = 0;
+      this.#fire("error", new ErrorEvent("error", { message: "peer does not read" }));
+      this.#finish(CLOSE_CODE.POLICY_VIOLATION, "peer does not read", false);
+      this.#cut();
+      return;
+    }
+    this.#buffered += frame.length;
+    this.#writing = this.#writing.then(async () => {
+      try {
+        for (let done = 0; done < frame.length;) done += await conn.write(frame.subarray(done));
+      } catch {
+        this.#finish(CLOSE_CODE.ABNORMAL, "", false);
+      } finally {
+        this.#buffered -= frame.length;
+      }
+    });
+  }
+
+  #fire(type: string, event: Event): void {
+    const handler = type === "open"
+      ? this.onopen
+      : type === "message"
+      ? this.onmessage
+      : type === "close"
+      ? this.onclose
+      : this.onerror;
+    try {
+      handler?.call(this, event);
+    } catch (error) {
+      reportError(error);
+    }
+    this.dispatchEvent(event);
+  }
+}
