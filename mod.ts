@@ -23,4 +23,10 @@ export { mount } from "./src/app/mount.ts";
 export { staticFiles, type StaticFilesOptions } from "./src/app/static_files.ts";
 export { HttpError } from "./src/http/errors.ts";
 export { BodyTimeoutError, ClientGoneError } from "./src/tsgi/input.ts";
+export {
+  type UpgradeOptions,
+  upgradeWebSocket,
+  type WebSocketUpgrade,
+} from "./src/app/websocket.ts";
+export type { ServerWebSocket } from "./src/server/websocket.ts";
 export type { Config } from "./src/cli/settings.ts";

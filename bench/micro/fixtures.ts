@@ -68,6 +68,7 @@ export function engineFor(app: App): Engine {
       runOnce: false,
     },
     draining: false,
+    websocket: { maxMessage: 16 * 1024 * 1024, pingIntervalMs: 30000 },
   };
 }
 

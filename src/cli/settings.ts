@@ -337,6 +337,26 @@ const SETTINGS_BY_KEY: { [K in keyof Config]: Setting<K> } = {
     help: "Mount prefix the app is served under; it becomes SCRIPT_NAME.",
     parse: single(parseRootPath),
   },
+  wsMaxMessage: {
+    key: "wsMaxMessage",
+    flag: "ws-max-message",
+    metavar: "BYTES",
+    default: SERVER_DEFAULTS.wsMaxMessage,
+    section: "limits",
+    help: "The largest WebSocket message accepted (suffixes K, M, G allowed), all its fragments " +
+      "counted; larger closes the socket with 1009.",
+    parse: single(parseSize),
+  },
+  wsPingInterval: {
+    key: "wsPingInterval",
+    flag: "ws-ping-interval",
+    metavar: "SECONDS",
+    default: SERVER_DEFAULTS.wsPingInterval,
+    section: "limits",
+    help: "A ping to each WebSocket peer this often; one that has not answered by the next " +
+      "ping is closed (1001). 0: no pings.",
+    parse: single(parseSeconds),
+  },
   appFactory: {
     key: "appFactory",
     flag: "app-factory",

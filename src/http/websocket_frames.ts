@@ -69,10 +69,13 @@ export function isSendableCloseCode(code: number): boolean {
 
 /**
  * Decodes a client's frames. `push()` takes bytes as they arrive, in any cut, and returns what
- * they completed; it throws WebSocketProtocolError on the first violation, after which the
- * connection is to be closed with its code.
+ * they completed. On the first violation it stops there: `failure` holds it (what came before
+ * it is still returned, a ping to answer perhaps), and the connection is to be closed with its
+ * code; later pushes return nothing.
  */
 export class FrameDecoder {
+  /** The violation decoding stopped at, or null. */
+  failure: WebSocketProtocolError | null = null;
   readonly #maxMessage: number;
   #state = State.Header;
   #header = new Uint8Array(2);
@@ -99,6 +102,17 @@ export class FrameDecoder {
 
   push(bytes: Uint8Array): Incoming[] {
     const out: Incoming[] = [];
+    if (this.failure !== null) return out;
+    try {
+      this.#decode(bytes, out);
+    } catch (error) {
+      if (!(error instanceof WebSocketProtocolError)) throw error;
+      this.failure = error;
+    }
+    return out;
+  }
+
+  #decode(bytes: Uint8Array, out: Incoming[]): void {
     let i = 0;
     while (i < bytes.length) {
       switch (this.#state) {
@@ -120,7 +134,6 @@ export class FrameDecoder {
         if (done !== null) out.push(done);
       }
     }
-    return out;
   }
 
   #readHeader(bytes: Uint8Array, i: number): number {

@@ -89,6 +89,11 @@ export function isolatedApp(spec: string, options: IsolateOptions): IsolatedApp 
     memoryBytes: options.isolateMemory ?? 0,
   };
   const app = async (environ: Environ, startResponse: StartResponse): Promise<Body> => {
+    // A socket outlives the request its child serves: not offered here (docs/websocket.md).
+    if (environ["tsgi.server.websocket"] !== undefined) {
+      log.info(`501 WebSockets are not served under --isolate request: ${requestLine(environ)}`);
+      return errorBody(startResponse, 501, "Not Implemented");
+    }
     // A client that sends its body slowly holds a connection, not a child: the start of the
     // body is read here, before a child is taken (its errors answer as the engine would).
     if (environ["tsgi.input"] !== EMPTY_INPUT) {

@@ -41,6 +41,10 @@ export interface ServerConfig {
   proxyProtocol: boolean;
   logLevel: LogLevel;
   rootPath: string;
+  /** The largest WebSocket message accepted, in bytes (all its fragments). */
+  wsMaxMessage: number;
+  /** Seconds between pings to a WebSocket peer; one not answered by the next closes it. */
+  wsPingInterval: number;
 }
 
 const GIB = 1024 * 1024 * 1024;
@@ -71,4 +75,6 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   proxyProtocol: false,
   logLevel: "info",
   rootPath: "",
+  wsMaxMessage: 16 * 1024 * 1024,
+  wsPingInterval: 30,
 });

@@ -26,6 +26,14 @@ import {
   ResponseWriter,
 } from "./response.ts";
 import type { App, Body, Environ } from "../tsgi/types.ts";
+import { VersionError } from "../http/websocket_handshake.ts";
+import {
+  type AcceptedUpgrade,
+  asksForWebSocket,
+  switchingProtocols,
+  UpgradeOffer,
+} from "./upgrade.ts";
+import type { WebSocketLimits } from "./websocket.ts";
 
 /** Everything a connection needs from its server, shared by all connections. */
 export interface Engine {
@@ -48,6 +56,8 @@ export interface Engine {
   environ: EnvironDefaults;
   /** Set when the server is stopping: finish the current request, then close. */
   draining: boolean;
+  /** What a WebSocket on an upgraded connection may do (--ws-max-message, …). */
+  websocket: WebSocketLimits;
   /** --proxy-protocol: every connection starts with a PROXY header. Absent or null: off. */
   proxyProtocol?: ProxyProtocolRule | null;
 }
@@ -82,6 +92,8 @@ export const enum ConnState {
   Draining,
   /** An answer that closes the connection was sent; what the client still sends is dropped. */
   Lingering,
+  /** A WebSocket owns the connection after a 101; its pings, not a deadline, watch the peer. */
+  Upgraded,
   Closed,
 }
 
@@ -133,6 +145,8 @@ export class Connection implements ClosePolicy {
   #bodyClock: TransferClock | null = null;
   /** Fails the body read in progress, when its clock runs out. */
   #cancelBodyWait: ((error: Error) => void) | null = null;
+  /** The WebSocket the current request may become (an Upgrade: websocket request). */
+  #upgrade: UpgradeOffer | null = null;
   /** The head of the request being served, for log lines. */
   #head: RequestHead | null = null;
   /** The connection closes on an answer the client may still be sending to: close gently. */
@@ -553,6 +567,11 @@ export class Connection implements ClosePolicy {
     const environ = buildEnviron(head, this.info, engine.environ, input ?? EMPTY_INPUT);
     if (environ instanceof HttpError) return this.#refuse(head, environ, began);
     environ["tsgi.server.signal"] = this.#signal;
+    this.#upgrade = null;
+    if (input === null && asksForWebSocket(head, environ)) {
+      this.#upgrade = new UpgradeOffer(head, environ);
+      environ["tsgi.server.websocket"] = this.#upgrade.take;
+    }
     if (this.info.trustedProxy) applyForwarded(environ, engine.trustedProxies as TrustedProxies);
     const response = new ResponseWriter(
       this.#out,
@@ -574,6 +593,39 @@ export class Connection implements ClosePolicy {
     return `"${escapeLogField(line)}" from ${this.info.remoteAddr}`;
   }
 
+  /** The WebSocket the app took, when it answered nothing itself: the server writes the 101. */
+  #upgradeTaken(response: ResponseWriter): AcceptedUpgrade | null {
+    const accepted = this.#upgrade?.accepted ?? null;
+    return accepted !== null && !response.started ? accepted : null;
+  }
+
+  /**
+   * Writes the 101 and gives the connection to the socket, with what the client sent after
+   * its handshake; resolves false (no more HTTP) when the socket has ended. The access log
+   * line says 101, and how long the socket lived.
+   */
+  async #handOver(head: RequestHead, upgrade: AcceptedUpgrade, began: number): Promise<boolean> {
+    this.#abort = null;
+    this.#input = null;
+    await this.#out.append(await switchingProtocols(upgrade));
+    await this.#out.flush();
+    this.state = ConnState.Upgraded;
+    this.deadline = Infinity;
+    // A read a disconnect watch started lands in the buffer first; then the buffer is the
+    // socket's, and nothing of this connection reads again.
+    if (this.#reading instanceof Promise) await this.#reading;
+    const leftover = this.buf.slice(this.start, this.end);
+    this.start = this.end = 0;
+    await upgrade.socket.attach(this.#conn, leftover, this.#engine.websocket);
+    this.#logAccess(head, { status: 101, bodyBytes: 0 }, began, undefined);
+    return false;
+  }
+
+  /** The server is stopping: an upgraded connection's socket closes with 1001. */
+  goingAway(): void {
+    if (this.state === ConnState.Upgraded) this.#upgrade?.accepted?.socket.goingAway();
+  }
+
   /** The ClosePolicy the response asks when its head is written. */
   closeAfterResponse(): boolean {
     return this.#engine.draining || (this.#input !== null && !canFinishInput(this.#input));
@@ -585,6 +637,8 @@ export class Connection implements ClosePolicy {
     environ: Environ,
     began: number,
   ): boolean | Promise<boolean> {
+    const upgrade = this.#upgradeTaken(response);
+    if (upgrade !== null) return this.#handOver(head, upgrade, began);
     this.#abort = null;
     this.#logAccess(head, response, began, environ);
     const input = this.#input;
@@ -627,6 +681,7 @@ export class Connection implements ClosePolicy {
       const result = this.#engine.app(environ, response.startResponse);
       if (result instanceof Promise) return this.#callAppAsync(result, response);
       body = result;
+      if (this.#upgradeTaken(response) !== null) return void this.#closeBody(body);
       const sent = response.send(body);
       if (sent) return this.#awaitSent(sent, body, response);
     } catch (error) {
@@ -662,6 +717,7 @@ export class Connection implements ClosePolicy {
     response: ResponseWriter,
   ): Promise<void> {
     try {
+      if (sent === undefined && this.#upgradeTaken(response) !== null) return;
       await (sent ?? response.send(body));
     } catch (error) {
       await this.#appFailed(error, response);
@@ -703,8 +759,10 @@ export class Connection implements ClosePolicy {
     } else log.error(`App raised an exception (${this.#requestLine()})`, error);
     // A body error means the stream is out of step; after our own 500 it is still in step.
     const closeAfter = error instanceof HttpError;
+    // RFC 6455 §4.4: a refused version says which one is spoken.
+    const extra = error instanceof VersionError ? "Sec-WebSocket-Version: 13\r\n" : "";
     this.#lingering ||= closeAfter && !(error instanceof BodyTimeoutError);
-    if (response.writeErrorResponse(status, closeAfter)) return undefined;
+    if (response.writeErrorResponse(status, closeAfter, extra)) return undefined;
     log.error(`Response aborted: the app failed after its head was sent (${this.#requestLine()})`);
     response.keepAlive = false;
     return this.#abortResponse();
@@ -736,7 +794,7 @@ export class Connection implements ClosePolicy {
 
   #logAccess(
     head: RequestHead | undefined,
-    response: ResponseWriter,
+    response: { status: number; bodyBytes: number },
     began: number,
     env: Environ | undefined,
   ): void {

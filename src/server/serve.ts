@@ -80,6 +80,10 @@ export function serve(app: App, options: ServeOptions = {}): ServerHandle {
       runOnce: options.runOnce ?? false,
     },
     draining: false,
+    websocket: {
+      maxMessage: config.wsMaxMessage,
+      pingIntervalMs: config.wsPingInterval * 1000,
+    },
     proxyProtocol: config.proxyProtocol
       ? { refusals: new RateLimitedLog(errorLog, "warning") }
       : null,

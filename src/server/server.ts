@@ -223,6 +223,8 @@ export class Server {
     for (const { conn } of this.#pending.splice(0)) closeQuietly(conn);
     const now = Date.now();
     for (const connection of this.#connections) {
+      // A WebSocket is told the server is going (1001) and closes within its handshake's time.
+      connection.goingAway();
       if (connection.state !== ConnState.Idle) continue;
       // One that was just accepted may be about to send its request (a worker leaving a
       // shared port meets these): it gets a moment to, and its answer closes it.

@@ -31,7 +31,7 @@ export const enum ReadyState {
   CLOSED = 3,
 }
 
-type Listener = ((event: Event) => void) | null;
+type Handler<E extends Event> = ((this: ServerWebSocket, event: E) => unknown) | null;
 
 const encoder = new TextEncoder();
 /** The most bytes queued for a peer that does not read, beyond one largest message. */
@@ -50,10 +50,10 @@ export class ServerWebSocket extends EventTarget {
   readonly protocol: string;
   readonly extensions = "";
   binaryType: BinaryType = "blob";
-  onopen: Listener = null;
-  onmessage: Listener = null;
-  onclose: Listener = null;
-  onerror: Listener = null;
+  onopen: Handler<Event> = null;
+  onmessage: Handler<MessageEvent> = null;
+  onclose: Handler<CloseEvent> = null;
+  onerror: Handler<Event> = null;
 
   #state = ReadyState.CONNECTING;
   #conn: Deno.Conn | null = null;
@@ -131,17 +131,18 @@ export class ServerWebSocket extends EventTarget {
     try {
       if (leftover.length > 0) this.#handleAll(decoder.push(leftover));
       const buf = new Uint8Array(64 * 1024);
-      while (this.#state !== ReadyState.CLOSED) {
+      while (this.#state !== ReadyState.CLOSED && decoder.failure === null) {
         const n = await conn.read(buf);
         if (n === null) break;
         this.#handleAll(decoder.push(buf.subarray(0, n)));
       }
-      this.#finish(CLOSE_CODE.ABNORMAL, "", false);
-    } catch (error) {
-      if (error instanceof WebSocketProtocolError) {
-        this.#fail(error.code, error.message);
-      } else this.#finish(CLOSE_CODE.ABNORMAL, "", false);
+    } catch {
+      // The connection failed: an abnormal close, below.
     }
+    const failure: WebSocketProtocolError | null = decoder.failure;
+    if (failure !== null) this.#fail(failure.code, failure.message);
+    else this.#finish(CLOSE_CODE.ABNORMAL, "", false);
+    await this.#writing;
   }
 
   /** The server is stopping: close 1001, and the connection within the handshake's time. */
@@ -277,13 +278,14 @@ export class ServerWebSocket extends EventTarget {
   }
 
   #fire(type: string, event: Event): void {
-    const handler = type === "open"
-      ? this.onopen
-      : type === "message"
-      ? this.onmessage
-      : type === "close"
-      ? this.onclose
-      : this.onerror;
+    const handler =
+      (type === "open"
+        ? this.onopen
+        : type === "message"
+        ? this.onmessage
+        : type === "close"
+        ? this.onclose
+        : this.onerror) as Handler<Event>;
     try {
       handler?.call(this, event);
     } catch (error) {

@@ -51,14 +51,10 @@ function decode(bytes: number[], splits: number[], max = 1 << 20): Outcome {
   const decoder = new FrameDecoder(max);
   const out: Incoming[] = [];
   let from = 0;
-  try {
-    for (const to of [...splits, bytes.length]) {
-      out.push(...decoder.push(Uint8Array.from(bytes.slice(from, to))));
-      from = to;
-    }
-  } catch (error) {
-    if (error instanceof WebSocketProtocolError) return { close: error.code };
-    throw error;
+  for (const to of [...splits, bytes.length]) {
+    out.push(...decoder.push(Uint8Array.from(bytes.slice(from, to))));
+    if (decoder.failure instanceof WebSocketProtocolError) return { close: decoder.failure.code };
+    from = to;
   }
   return out;
 }
@@ -220,4 +216,17 @@ Deno.test("offered subprotocols, in the client's order", () => {
   const field = handshake({ "sec-websocket-protocol": "chat, superchat ,  v2" });
   assert.deepEqual(offeredProtocols(field), ["chat", "superchat", "v2"]);
   assert.deepEqual(offeredProtocols(handshake({})), []);
+});
+
+Deno.test("FrameDecoder: what came before a violation is still given, then nothing more", () => {
+  const decoder = new FrameDecoder(1 << 20);
+  const bytes = [
+    ...clientFrame(OPCODE.PING, "p"),
+    ...clientFrame(OPCODE.TEXT, "x", { masked: false }),
+  ];
+  assert.deepEqual(decoder.push(Uint8Array.from(bytes)), [
+    { kind: "ping", data: encoder.encode("p") },
+  ]);
+  assert.equal(decoder.failure?.code, 1002);
+  assert.deepEqual(decoder.push(Uint8Array.from(clientFrame(OPCODE.TEXT, "y"))), []);
 });

@@ -1,0 +1,82 @@
+// A request that asks for a WebSocket: what the server offers the app through the environ
+// (`tsgi.server.websocket`, docs/tsgi.md), the checks on the handshake when the app takes the
+// offer, and the 101 the server writes before it hands the connection to the socket.
+
+import type { HttpError } from "../http/errors.ts";
+import {
+  acceptKey,
+  checkHandshake,
+  type FieldOf,
+  isWebSocketRequest,
+  offeredProtocols,
+} from "../http/websocket_handshake.ts";
+import type { RequestHead } from "../http/parser.ts";
+import type { Environ } from "../tsgi/types.ts";
+import { ServerWebSocket } from "./websocket.ts";
+
+/** The fields of a request, by lower-case name, read from its environ. */
+export function fieldsOf(environ: Environ): FieldOf {
+  return (name) => environ[`HTTP_${name.toUpperCase().replaceAll("-", "_")}`] as string | undefined;
+}
+
+/** Whether `head` with `environ` asks for a WebSocket (the app may still refuse it). */
+export function asksForWebSocket(head: RequestHead, environ: Environ): boolean {
+  return head.method === "GET" && isWebSocketRequest(fieldsOf(environ));
+}
+
+/** What the app accepted: the socket, and what the 101 says. */
+export interface AcceptedUpgrade {
+  socket: ServerWebSocket;
+  accept: Promise<string>;
+  protocol: string;
+}
+
+/**
+ * The offer in the environ. Calling it checks the handshake — a malformed one throws its
+ * HttpError (400, or 426 for another version), which answers the request — and returns the
+ * socket; `taken()` then says what to answer with.
+ */
+export class UpgradeOffer {
+  readonly #head: RequestHead;
+  readonly #environ: Environ;
+  #accepted: AcceptedUpgrade | null = null;
+
+  constructor(head: RequestHead, environ: Environ) {
+    this.#head = head;
+    this.#environ = environ;
+  }
+
+  get accepted(): AcceptedUpgrade | null {
+    return this.#accepted;
+  }
+
+  readonly take = (options: { protocol?: string } = {}): ServerWebSocket => {
+    if (this.#accepted !== null) throw new TypeError("This request was upgraded already");
+    const field = fieldsOf(this.#environ);
+    const key: string | HttpError = checkHandshake(this.#head.method, this.#head.minor, field);
+    if (typeof key !== "string") throw key;
+    const protocol = options.protocol ?? "";
+    if (protocol !== "" && !offeredProtocols(field).includes(protocol)) {
+      throw new TypeError(`The client did not offer the subprotocol "${protocol}"`);
+    }
+    const socket = new ServerWebSocket(urlOf(this.#environ), protocol);
+    this.#accepted = { socket, accept: acceptKey(key), protocol };
+    return socket;
+  };
+}
+
+/** The 101's head (RFC 6455 §4.2.2). */
+export async function switchingProtocols(upgrade: AcceptedUpgrade): Promise<Uint8Array> {
+  const protocol = upgrade.protocol === "" ? "" : `Sec-WebSocket-Protocol: ${upgrade.protocol}\r\n`;
+  return new TextEncoder().encode(
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      `Sec-WebSocket-Accept: ${await upgrade.accept}\r\n${protocol}\r\n`,
+  );
+}
+
+function urlOf(environ: Environ): string {
+  const scheme = environ["tsgi.url_scheme"] === "https" ? "wss" : "ws";
+  const host = (environ.HTTP_HOST as string | undefined) ||
+    `${environ.SERVER_NAME}:${environ.SERVER_PORT}`;
+  return `${scheme}://${host}${environ.RAW_URI}`;
+}
