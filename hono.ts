@@ -2,10 +2,13 @@
 // works as it does with `hono/deno`, on tsgi's own WebSocket (src/app/websocket.ts). Only apps
 // that use Hono import this module; the server needs none of it.
 
-import { defineWebSocketHelper, WSContext } from "npm:hono@4/ws";
+import { defineWebSocketHelper, type UpgradeWebSocket, WSContext } from "npm:hono@4/ws";
 import { upgradeWebSocket as upgradeRequest } from "./src/app/websocket.ts";
+import type { ServerWebSocket } from "./src/server/websocket.ts";
 
-export const upgradeWebSocket = defineWebSocketHelper((c, events, options) => {
+export const upgradeWebSocket: UpgradeWebSocket<ServerWebSocket> = defineWebSocketHelper<
+  ServerWebSocket
+>((c, events, options) => {
   if (!/\bwebsocket\b/i.test(c.req.header("upgrade") ?? "")) return;
   // The first subprotocol the client offers is answered, as hono/deno does.
   const offered = c.req.header("sec-websocket-protocol")?.split(",")[0]?.trim();
