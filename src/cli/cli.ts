@@ -336,7 +336,15 @@ async function serveCommand(
   if (config.workers > 0 && config.isolate === "request") {
     return usageError(new ConfigError("--isolate request cannot be combined with --workers yet"));
   }
-  if (config.workers > 0) return await runMaster(spec, config, args);
+  if (config.workers > 0) {
+    // Checked here too, so that a bad certificate or flag pair is status 2, not 3 from workers.
+    try {
+      loadTls(config);
+    } catch (error) {
+      return usageError(error);
+    }
+    return await runMaster(spec, config, args);
+  }
   const errorLog = new ErrorLog(config.logLevel);
   let loaded;
   try {

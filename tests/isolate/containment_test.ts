@@ -24,6 +24,8 @@ async function startMaster(args: string[]): Promise<Master> {
     args: [
       "run",
       "-A",
+      // Modules imported from this test's own host must not be written to the project's lock.
+      "--no-lock",
       "main.ts",
       APP,
       "--isolate",
