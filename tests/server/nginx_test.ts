@@ -53,7 +53,7 @@ ${ssl}    client_max_body_size 64m;
         proxy_pass http://tsgi;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
-        proxy_set_header Host $host;
+        proxy_set_header Host $http_host;
         proxy_set_header X-Forwarded-For $remote_addr;
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_request_buffering off;
@@ -69,7 +69,7 @@ const TEST_LOCATIONS = `
         proxy_pass http://tsgi/env;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
-        proxy_set_header Host $host;
+        proxy_set_header Host $http_host;
         proxy_set_header X-Forwarded-For 203.0.113.7;
         proxy_set_header X-Forwarded-Proto https;
     }
@@ -78,7 +78,7 @@ const TEST_LOCATIONS = `
         proxy_pass http://tsgi/env;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
-        proxy_set_header Host $host;
+        proxy_set_header Host $http_host;
         proxy_set_header X-Forwarded-For "";
         proxy_set_header X-Forwarded-Proto "";
     }
@@ -233,6 +233,7 @@ async function startNginx(dir: string, port: number, http: string): Promise<Ngin
 
 interface EnvReport {
   remoteAddr: string;
+  host: string | null;
   scheme: string;
   xForwardedFor: string | null;
   xForwardedProto: string | null;
@@ -284,6 +285,8 @@ async function checkThroughProxy(nginx: Nginx, peer: string): Promise<void> {
     assert.equal(reports.length, 200);
     for (const report of reports) {
       assert.equal(report.remoteAddr, "127.0.0.1", "REMOTE_ADDR from X-Forwarded-For");
+      // The client's Host with its port (docs/deploy.md: `$http_host`, not `$host`).
+      assert.equal(report.host, new URL(nginx.url).host);
       assert.equal(report.scheme, "http");
       assert.equal(report.xForwardedFor, "127.0.0.1");
       assert.equal(report.xForwardedProto, "http");
