@@ -216,11 +216,10 @@ export class FrameDecoder {
 
   #readPayload(bytes: Uint8Array, i: number): number {
     const n = Math.min(this.#length - this.#payloadFill, bytes.length - i);
-    const payload = this.#payload;
-    const mask = this.#mask;
-    let at = this.#payloadFill;
-    for (let j = 0; j < n; j++, at++) payload[at] = bytes[i + j] ^ mask[at & 3];
-    this.#payloadFill = at;
+    const start = this.#payloadFill;
+    this.#payload.set(bytes.subarray(i, i + n), start);
+    unmask(this.#payload, start, start + n, this.#mask);
+    this.#payloadFill = start + n;
     return i + n;
   }
 
@@ -249,6 +248,25 @@ export class FrameDecoder {
     if (op === OPCODE.BINARY) return { kind: "binary", data };
     return { kind: "text", data: utf8(data, "Text message") };
   }
+}
+
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
+/**
+ * XORs data[from, to) with the mask, whose byte k applies where the position is k mod 4. The
+ * payload array is the decoder's own, starting at offset 0, so whole words can be done at once.
+ */
+function unmask(data: Uint8Array, from: number, to: number, mask: Uint8Array): void {
+  let i = from;
+  while (i < to && (i & 3) !== 0) data[i] ^= mask[i & 3], i++;
+  const words = LITTLE_ENDIAN && data.byteOffset % 4 === 0 ? (to - i) >>> 2 : 0;
+  if (words > 0) {
+    const word = (mask[0] | (mask[1] << 8) | (mask[2] << 16) | (mask[3] << 24)) >>> 0;
+    const view = new Uint32Array(data.buffer, data.byteOffset + i, words);
+    for (let w = 0; w < words; w++) view[w] ^= word;
+    i += words * 4;
+  }
+  for (; i < to; i++) data[i] ^= mask[i & 3];
 }
 
 function closeOf(payload: Uint8Array): Incoming {
