@@ -258,7 +258,7 @@ const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
  */
 function unmask(data: Uint8Array, from: number, to: number, mask: Uint8Array): void {
   let i = from;
-  while (i < to && (i & 3) !== 0) data[i] ^= mask[i & 3], i++;
+  for (; i < to && (i & 3) !== 0; i++) data[i] ^= mask[i & 3];
   const words = LITTLE_ENDIAN && data.byteOffset % 4 === 0 ? (to - i) >>> 2 : 0;
   if (words > 0) {
     const word = (mask[0] | (mask[1] << 8) | (mask[2] << 16) | (mask[3] << 24)) >>> 0;
