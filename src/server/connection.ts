@@ -659,8 +659,12 @@ export class Connection implements ClosePolicy {
     if (head.bodyKind === BodyKind.Length && max > 0 && head.contentLength > max) {
       return new HttpError(413, "Request body too large");
     }
-    // Bodies move faster through larger reads; never move the buffer under a read in flight.
-    if (this.buf.length < BODY_READ_BUFFER && this.#reading === NOT_READING) {
+    // Large bodies move faster through larger reads; a small one fits the buffer as it is (a
+    // connection that only declares a body should cost little). Never move the buffer under a
+    // read in flight.
+    const fits = head.bodyKind === BodyKind.Length &&
+      head.contentLength <= this.buf.length - this.end;
+    if (!fits && this.buf.length < BODY_READ_BUFFER && this.#reading === NOT_READING) {
       this.#growReadBuffer();
     }
     return new RequestInput(this, head, max, this.#engine.limits);
