@@ -34,6 +34,7 @@ import {
   UpgradeOffer,
 } from "./upgrade.ts";
 import type { WebSocketLimits } from "./websocket.ts";
+import type { RequestTelemetry, Telemetry } from "./telemetry.ts";
 
 /** Everything a connection needs from its server, shared by all connections. */
 export interface Engine {
@@ -60,6 +61,8 @@ export interface Engine {
   websocket: WebSocketLimits;
   /** --proxy-protocol: every connection starts with a PROXY header. Absent or null: off. */
   proxyProtocol?: ProxyProtocolRule | null;
+  /** OpenTelemetry (OTEL_DENO=true): a span and metrics per request. Absent or null: off. */
+  telemetry?: Telemetry | null;
 }
 
 /** What --proxy-protocol needs: where the connections it closes are logged. */
@@ -158,6 +161,8 @@ export class Connection implements ClosePolicy {
   readonly #keepAliveLines: KeepAliveLines;
   /** Waiting for the PROXY header (--proxy-protocol), which comes before any request. */
   #awaitingProxyHeader = false;
+  /** The current request's span and metrics, when telemetry is on; ended with its log line. */
+  #telemetry: RequestTelemetry | null = null;
 
   constructor(conn: Deno.Conn, engine: Engine, info: ConnectionInfo) {
     this.#conn = conn;
@@ -581,7 +586,9 @@ export class Connection implements ClosePolicy {
       this,
       this.#keepAliveLines,
     );
-    const called = this.#callApp(environ, response);
+    const called = engine.telemetry == null
+      ? this.#callApp(environ, response)
+      : this.#callAppTraced(engine.telemetry, head, environ, response);
     if (called) return called.then(() => this.#afterResponse(head, response, environ, began));
     return this.#afterResponse(head, response, environ, began);
   }
@@ -676,6 +683,19 @@ export class Connection implements ClosePolicy {
     this.end -= this.start;
     this.start = 0;
     this.buf = this.#wholeView = grown;
+  }
+
+  /** #callApp with the request's span active, from which its end is #logAccess's. */
+  #callAppTraced(
+    telemetry: Telemetry,
+    head: RequestHead,
+    environ: Environ,
+    response: ResponseWriter,
+  ): Promise<void> | undefined {
+    // The request body's size when its framing says it (none for chunked).
+    const size = head.bodyKind === BodyKind.Chunked ? -1 : head.contentLength;
+    const request = this.#telemetry = telemetry.start(environ, size);
+    return request.run(() => this.#callApp(environ, response));
   }
 
   /** Calls the app and sends its response; undefined when nothing had to be awaited. */
@@ -802,6 +822,10 @@ export class Connection implements ClosePolicy {
     began: number,
     env: Environ | undefined,
   ): void {
+    if (this.#telemetry !== null) {
+      this.#telemetry.end(response.status, response.bodyBytes);
+      this.#telemetry = null;
+    }
     const accessLog = this.#engine.accessLog;
     if (accessLog === null) return;
     accessLog.write({

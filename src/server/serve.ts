@@ -5,6 +5,7 @@ import type { Engine } from "./connection.ts";
 import { AccessLog, ErrorLog, RateLimitedLog, type Sink } from "./log.ts";
 import { Server } from "./server.ts";
 import { TrustedProxies } from "./proxy.ts";
+import { openTelemetry } from "./telemetry.ts";
 import { type BindAddress, isUnixBind, urlOf as bindUrl } from "./bind.ts";
 import { ConfigError, SERVER_DEFAULTS, type ServerConfig } from "./config.ts";
 import type { App } from "../tsgi/types.ts";
@@ -87,6 +88,7 @@ export function serve(app: App, options: ServeOptions = {}): ServerHandle {
     proxyProtocol: config.proxyProtocol
       ? { refusals: new RateLimitedLog(errorLog, "warning") }
       : null,
+    telemetry: openTelemetry(),
   };
   const server = new Server(engine, {
     maxConnections: config.maxConnections,
