@@ -623,6 +623,8 @@ export class Connection implements ClosePolicy {
     if (this.#reading instanceof Promise) await this.#reading;
     const leftover = this.buf.slice(this.start, this.end);
     this.start = this.end = 0;
+    // The HTTP buffers go back to the pool: a socket that lives for hours holds its own only.
+    this.#releaseBuffers();
     await upgrade.socket.attach(this.#conn, leftover, this.#engine.websocket);
     this.#logAccess(head, { status: 101, bodyBytes: 0 }, began, undefined);
     return false;

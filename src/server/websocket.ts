@@ -14,6 +14,7 @@ import {
   OPCODE,
   WebSocketProtocolError,
 } from "../http/websocket_frames.ts";
+import { giveBuffer, takeBuffer } from "./buffer_pool.ts";
 
 /** How a socket behaves; the server's flags set these. */
 export interface WebSocketLimits {
@@ -65,6 +66,8 @@ export class ServerWebSocket extends EventTarget {
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
   #awaitingPong = false;
+  /** The URL's origin, for each message event. */
+  readonly #origin: string;
   /** What a send() before the attach queued, in order. */
   #early: Uint8Array[] = [];
 
@@ -72,6 +75,7 @@ export class ServerWebSocket extends EventTarget {
     super();
     this.url = url;
     this.protocol = protocol;
+    this.#origin = new URL(url).origin;
   }
 
   get readyState(): number {
@@ -99,9 +103,10 @@ export class ServerWebSocket extends EventTarget {
       });
       return;
     }
+    // encodeFrame() copies the bytes into the frame at once: later changes do not show.
     const bytes = ArrayBuffer.isView(data)
-      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice()
-      : new Uint8Array(data as ArrayBuffer).slice();
+      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+      : new Uint8Array(data as ArrayBuffer);
     this.#queue(OPCODE.BINARY, bytes);
   }
 
@@ -128,9 +133,11 @@ export class ServerWebSocket extends EventTarget {
     this.#fire("open", new Event("open"));
     this.#startPings();
     const decoder = new FrameDecoder(limits.maxMessage);
+    let buf: Uint8Array | null = null;
     try {
       if (leftover.length > 0) this.#handleAll(decoder.push(leftover));
-      const buf = new Uint8Array(64 * 1024);
+      // A pooled 16 KiB buffer: an idle socket should cost little (the decoder copies out).
+      buf = takeBuffer();
       while (this.#state !== ReadyState.CLOSED && decoder.failure === null) {
         const n = await conn.read(buf);
         if (n === null) break;
@@ -138,6 +145,8 @@ export class ServerWebSocket extends EventTarget {
       }
     } catch {
       // The connection failed: an abnormal close, below.
+    } finally {
+      if (buf !== null) giveBuffer(buf);
     }
     const failure: WebSocketProtocolError | null = decoder.failure;
     if (failure !== null) this.#fail(failure.code, failure.message);
@@ -182,7 +191,7 @@ export class ServerWebSocket extends EventTarget {
   }
 
   #message(data: string | ArrayBuffer | Blob): void {
-    this.#fire("message", new MessageEvent("message", { data, origin: new URL(this.url).origin }));
+    this.#fire("message", new MessageEvent("message", { data, origin: this.#origin }));
   }
 
   /** §5.5.1: echo the code (or send none for none), then the connection ends. */
