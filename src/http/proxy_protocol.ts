@@ -53,6 +53,11 @@ export interface ProxyHeader {
    * the peer's own address stands.
    */
   addresses: ProxyAddresses | null;
+  /**
+   * True for v2 LOCAL only: the proxy speaks for itself (a health check). Any other header
+   * without addresses relays a client the proxy could not name, who must not be trusted.
+   */
+  local: boolean;
   /** Its length in bytes: the client's own bytes start right after it. */
   length: number;
 }
@@ -128,7 +133,7 @@ function parseV1(
   const parts = line.split(" ");
   const protocol = parts[1];
   // The receiver ignores what follows UNKNOWN (the specification says so).
-  if (protocol === "UNKNOWN") return { version: 1, addresses: null, length };
+  if (protocol === "UNKNOWN") return { version: 1, addresses: null, local: false, length };
   if (protocol !== "TCP4" && protocol !== "TCP6") {
     return new ProxyHeaderError(
       `v1: protocol ${JSON.stringify(protocol ?? "")} is not TCP4, TCP6 or UNKNOWN`,
@@ -148,6 +153,7 @@ function parseV1(
   if (destinationPort < 0) return new ProxyHeaderError("v1: bad destination port");
   return {
     version: 1,
+    local: false,
     addresses: {
       sourceAddress: source,
       sourcePort,
@@ -258,11 +264,11 @@ function parseV2(
   }
   const length = V2_FIXED + payload;
   if (end - start < length) return undefined;
-  if (local) return { version: 2, addresses: null, length };
+  if (local) return { version: 2, addresses: null, local: true, length };
   const block = start + V2_FIXED;
   const tlvError = checkTlvs(buf, block + addressBytes, start + length);
   if (tlvError !== null) return tlvError;
-  return { version: 2, addresses: v2Addresses(buf, block, family), length };
+  return { version: 2, addresses: v2Addresses(buf, block, family), local: false, length };
 }
 
 /** TLVs — type, two bytes of length, value — must tile buf[from, to) exactly; each is skipped. */

@@ -59,6 +59,10 @@ const FIN = 0x80;
 const RSV = 0x70;
 const MASKED = 0x80;
 const MAX_CONTROL_PAYLOAD = 125;
+/** The most a frame's payload gets before its bytes arrive. */
+const FIRST_PAYLOAD = 64 * 1024;
+/** What a fragment costs besides its bytes, counted toward the message limit. */
+const FRAGMENT_COST = 64;
 const fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Whether a code may travel in a close frame (RFC 6455 §7.4; 1004–1006 and 1015 never). */
@@ -94,6 +98,8 @@ export class FrameDecoder {
   #messageOpcode = 0;
   #parts: Uint8Array[] = [];
   #messageSize = 0;
+  /** The message's bytes plus a cost per fragment: what --ws-max-message bounds. */
+  #messageBudget = 0;
 
   /** `maxMessage`: the largest message (all its fragments) accepted; larger is close 1009. */
   constructor(maxMessage: number) {
@@ -198,7 +204,7 @@ export class FrameDecoder {
     if (this.#opcode >= OPCODE.CLOSE && length > MAX_CONTROL_PAYLOAD) {
       throw new WebSocketProtocolError(1002, "Control frame longer than 125 bytes");
     }
-    if (this.#opcode < OPCODE.CLOSE && this.#messageSize + length > this.#maxMessage) {
+    if (this.#opcode < OPCODE.CLOSE && this.#messageBudget + length > this.#maxMessage) {
       throw new WebSocketProtocolError(1009, `Message larger than ${this.#maxMessage} bytes`);
     }
     this.#length = length;
@@ -208,7 +214,8 @@ export class FrameDecoder {
     this.#mask[this.#maskFill++] = bytes[i];
     if (this.#maskFill < 4) return i + 1;
     this.#maskFill = 0;
-    this.#payload = new Uint8Array(this.#length);
+    // What a header declares is not yet what was sent: memory follows the bytes that come.
+    this.#payload = new Uint8Array(Math.min(this.#length, FIRST_PAYLOAD));
     this.#payloadFill = 0;
     this.#state = State.Payload;
     return i + 1;
@@ -217,10 +224,18 @@ export class FrameDecoder {
   #readPayload(bytes: Uint8Array, i: number): number {
     const n = Math.min(this.#length - this.#payloadFill, bytes.length - i);
     const start = this.#payloadFill;
+    if (start + n > this.#payload.length) this.#growPayload(start + n);
     this.#payload.set(bytes.subarray(i, i + n), start);
     unmask(this.#payload, start, start + n, this.#mask);
     this.#payloadFill = start + n;
     return i + n;
+  }
+
+  #growPayload(need: number): void {
+    const size = Math.min(this.#length, Math.max(need, this.#payload.length * 2));
+    const grown = new Uint8Array(size);
+    grown.set(this.#payload.subarray(0, this.#payloadFill));
+    this.#payload = grown;
   }
 
   /** A frame's payload is complete: a control frame, or a fragment of a data message. */
@@ -232,8 +247,10 @@ export class FrameDecoder {
     if (op === OPCODE.PONG) return { kind: "pong", data: payload };
     if (op === OPCODE.CLOSE) return closeOf(payload);
     if (op !== OPCODE.CONTINUATION) this.#messageOpcode = op;
-    this.#parts.push(payload);
+    // Each fragment costs besides its bytes, so endless empty ones meet the limit too.
+    if (payload.length > 0) this.#parts.push(payload);
     this.#messageSize += payload.length;
+    this.#messageBudget += payload.length + FRAGMENT_COST;
     if (!this.#fin) return null;
     return this.#messageDone();
   }
@@ -244,6 +261,7 @@ export class FrameDecoder {
     const op = this.#messageOpcode;
     this.#parts = [];
     this.#messageSize = 0;
+    this.#messageBudget = 0;
     this.#messageOpcode = 0;
     if (op === OPCODE.BINARY) return { kind: "binary", data };
     return { kind: "text", data: utf8(data, "Text message") };

@@ -230,7 +230,12 @@ export class Connection implements ClosePolicy {
         if (header !== undefined) {
           this.start += header.length;
           const addresses = header.addresses;
-          if (addresses === null) return true;
+          if (addresses === null) {
+            // v2 LOCAL is the proxy's own connection; any other header without addresses
+            // relays a client nobody named: its forwarding headers are not to be believed.
+            if (!header.local) this.info = { ...this.info, trustedProxy: false };
+            return true;
+          }
           const client = addresses.sourceAddress;
           this.info = {
             ...this.info,
@@ -618,14 +623,19 @@ export class Connection implements ClosePolicy {
     await this.#out.flush();
     this.state = ConnState.Upgraded;
     this.deadline = Infinity;
-    // A read a disconnect watch started lands in the buffer first; then the buffer is the
-    // socket's, and nothing of this connection reads again.
-    if (this.#reading instanceof Promise) await this.#reading;
-    const leftover = this.buf.slice(this.start, this.end);
-    this.start = this.end = 0;
-    // The HTTP buffers go back to the pool: a socket that lives for hours holds its own only.
-    this.#releaseBuffers();
-    await upgrade.socket.attach(this.#conn, leftover, this.#engine.websocket);
+    // A read a disconnect watch started is the socket's first: it is handed over pending, so
+    // a client silent after its handshake meets the socket's pings, not a wait here.
+    const watch = this.#reading instanceof Promise ? this.#reading : null;
+    const pending = watch?.then(() => this.buf.slice(this.start, this.end)) ?? null;
+    const leftover = watch === null ? this.buf.slice(this.start, this.end) : new Uint8Array(0);
+    if (watch === null) {
+      this.start = this.end = 0;
+      // The HTTP buffers go back to the pool: a socket that lives for hours holds its own only.
+      this.#releaseBuffers();
+    }
+    // Upgraded while the server stops: the socket opens only to be told so (1001).
+    if (this.#engine.draining) upgrade.socket.goingAway();
+    await upgrade.socket.attach(this.#conn, leftover, this.#engine.websocket, pending);
     this.#logAccess(head, { status: 101, bodyBytes: 0 }, began, undefined);
     return false;
   }

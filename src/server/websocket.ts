@@ -37,6 +37,12 @@ type Handler<E extends Event> = ((this: ServerWebSocket, event: E) => unknown) |
 const encoder = new TextEncoder();
 /** The most bytes queued for a peer that does not read, beyond one largest message. */
 const MAX_BUFFERED = 16 * 1024 * 1024;
+/** The largest control frame: two bytes of header and 125 of payload. */
+const MAX_CONTROL_FRAME = 127;
+/** What a queued frame costs besides its bytes (its array, its promise), for the bound. */
+const FRAME_COST = 64;
+/** Past this many bytes waiting to be written, the peer is not read from until they go. */
+const PAUSE_READING_AT = 1024 * 1024;
 /** How long a close handshake may take before the connection is cut. */
 const CLOSE_TIMEOUT_MS = 5000;
 
@@ -66,6 +72,13 @@ export class ServerWebSocket extends EventTarget {
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
   #awaitingPong = false;
+  /** The latest ping's payload, for the one pong that may wait to be written. */
+  #pongPayload: Uint8Array = new Uint8Array(0);
+  #pongQueued = false;
+  /** Frames queued and not yet written. */
+  #framesQueued = 0;
+  /** The connection was closed: queued writes are dropped. */
+  #cutOff = false;
   /** The URL's origin, for each message event. */
   readonly #origin: string;
   /** What a send() before the attach queued, in order. */
@@ -82,8 +95,9 @@ export class ServerWebSocket extends EventTarget {
     return this.#state;
   }
 
+  /** Bytes sent and not yet written (the bound also counts each queued frame's cost). */
   get bufferedAmount(): number {
-    return this.#buffered;
+    return this.#buffered - this.#framesQueued * FRAME_COST;
   }
 
   /** Sends a message: a string as text; bytes, an ArrayBuffer or a Blob as binary. */
@@ -124,7 +138,12 @@ export class ServerWebSocket extends EventTarget {
    * The server's side: the 101 is out, `conn` is the socket's now, `leftover` what the client
    * sent after its handshake. Resolves when the connection has ended.
    */
-  async attach(conn: Deno.Conn, leftover: Uint8Array, limits: WebSocketLimits): Promise<void> {
+  async attach(
+    conn: Deno.Conn,
+    leftover: Uint8Array,
+    limits: WebSocketLimits,
+    pending: Promise<Uint8Array> | null = null,
+  ): Promise<void> {
     this.#conn = conn;
     this.#limits = limits;
     const wasClosing = this.#state === ReadyState.CLOSING;
@@ -136,9 +155,14 @@ export class ServerWebSocket extends EventTarget {
     let buf: Uint8Array | null = null;
     try {
       if (leftover.length > 0) this.#handleAll(decoder.push(leftover));
+      // A read the HTTP side had in flight is this socket's first (pings already run).
+      if (pending !== null) this.#handleAll(decoder.push(await pending));
       // A pooled 16 KiB buffer: an idle socket should cost little (the decoder copies out).
       buf = takeBuffer();
       while (this.#state !== ReadyState.CLOSED && decoder.failure === null) {
+        // A peer that does not read what it is sent is not read from either: what it sends
+        // (pings, say) would only pile up answers.
+        if (this.#buffered > PAUSE_READING_AT) await this.#writing;
         const n = await conn.read(buf);
         if (n === null) break;
         this.#handleAll(decoder.push(buf.subarray(0, n)));
@@ -178,8 +202,7 @@ export class ServerWebSocket extends EventTarget {
         }
         return;
       case "ping":
-        // §5.5.3: a pong with the ping's payload, as soon as practical.
-        if (!this.#closeSent) this.#write(encodeFrame(OPCODE.PONG, item.data));
+        if (!this.#closeSent) this.#pong(item.data);
         return;
       case "pong":
         this.#awaitingPong = false;
@@ -231,7 +254,23 @@ export class ServerWebSocket extends EventTarget {
     this.#fire("close", new CloseEvent("close", { code, reason, wasClean }));
   }
 
+  /**
+   * §5.5.3: a pong with the ping's payload, as soon as practical — and only one waiting at a
+   * time, for the latest ping (the RFC allows it), so a flood of pings queues nothing.
+   */
+  #pong(payload: Uint8Array): void {
+    this.#pongPayload = payload;
+    if (this.#pongQueued) return;
+    this.#pongQueued = true;
+    // In its place in the queue; its payload is the latest ping's when its turn comes.
+    this.#write(() => {
+      this.#pongQueued = false;
+      return encodeFrame(OPCODE.PONG, this.#pongPayload);
+    }, MAX_CONTROL_FRAME);
+  }
+
   #cut(): void {
+    this.#cutOff = true;
     clearTimeout(this.#closeTimer);
     try {
       this.#conn?.close();
@@ -265,23 +304,29 @@ export class ServerWebSocket extends EventTarget {
    * nothing while the app keeps sending is cut off past MAX_BUFFERED, rather than the server
    * holding without bound what it will not take.
    */
-  #write(frame: Uint8Array): void {
+  #write(frame: Uint8Array | (() => Uint8Array), size = (frame as Uint8Array).length): void {
     const conn = this.#conn as Deno.Conn;
-    if (this.#buffered + frame.length > MAX_BUFFERED + (this.#limits?.maxMessage ?? 0)) {
-      this.#buffered = 0;
+    if (this.#cutOff) return;
+    const bound = MAX_BUFFERED + (this.#limits?.maxMessage ?? 0);
+    if (this.#buffered + size + FRAME_COST > bound) {
       this.#fire("error", new ErrorEvent("error", { message: "peer does not read" }));
       this.#finish(CLOSE_CODE.POLICY_VIOLATION, "peer does not read", false);
       this.#cut();
       return;
     }
-    this.#buffered += frame.length;
+    this.#buffered += size + FRAME_COST;
+    this.#framesQueued++;
     this.#writing = this.#writing.then(async () => {
       try {
-        for (let done = 0; done < frame.length;) done += await conn.write(frame.subarray(done));
+        // Once the connection is cut, what is queued is dropped, not failed write by write.
+        if (this.#cutOff) return;
+        const bytes = typeof frame === "function" ? frame() : frame;
+        for (let done = 0; done < bytes.length;) done += await conn.write(bytes.subarray(done));
       } catch {
         this.#finish(CLOSE_CODE.ABNORMAL, "", false);
       } finally {
-        this.#buffered -= frame.length;
+        this.#buffered -= size + FRAME_COST;
+        this.#framesQueued--;
       }
     });
   }

@@ -117,6 +117,7 @@ const CASES: Case[] = [
     input: bytes(`PROXY TCP4 192.0.2.1 198.51.100.7 56324 443\r\n${HTTP}`),
     expect: {
       version: 1,
+      local: false,
       addresses: addresses("192.0.2.1", 56324, "198.51.100.7", 443),
       length: 45,
     },
@@ -126,6 +127,7 @@ const CASES: Case[] = [
     input: bytes("PROXY TCP6 2001:DB8:0:0:0:0:0:1 ::FFFF:198.51.100.7 0 65535\r\n"),
     expect: {
       version: 1,
+      local: false,
       addresses: addresses("2001:db8::1", 0, "::ffff:198.51.100.7", 65535),
       length: 61,
     },
@@ -133,13 +135,19 @@ const CASES: Case[] = [
   {
     name: "v1 TCP6, zero runs and no run",
     input: bytes("PROXY TCP6 :: 1:0:0:2:0:0:0:3 1 2\r\n"),
-    expect: { version: 1, addresses: addresses("::", 1, "1:0:0:2::3", 2), length: 35 },
+    expect: {
+      version: 1,
+      local: false,
+      addresses: addresses("::", 1, "1:0:0:2::3", 2),
+      length: 35,
+    },
   },
   {
     name: "v1 TCP6, the longest line (104 bytes)",
     input: bytes(V1_LONGEST_TCP6),
     expect: {
       version: 1,
+      local: false,
       addresses: addresses(
         "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
         65535,
@@ -152,18 +160,19 @@ const CASES: Case[] = [
   {
     name: "v1 UNKNOWN alone",
     input: bytes(`PROXY UNKNOWN\r\n${HTTP}`),
-    expect: { version: 1, addresses: null, length: 15 },
+    expect: { version: 1, local: false, addresses: null, length: 15 },
   },
   {
     name: "v1 UNKNOWN with what follows it ignored, at the 107-byte bound",
     input: bytes(V1_LONGEST_UNKNOWN + HTTP),
-    expect: { version: 1, addresses: null, length: V1_MAX_LENGTH },
+    expect: { version: 1, local: false, addresses: null, length: V1_MAX_LENGTH },
   },
   {
     name: "v2 PROXY TCP4",
     input: concat(v2(0x21, 0x11, TCP4_BLOCK), HTTP),
     expect: {
       version: 2,
+      local: false,
       addresses: addresses("192.0.2.1", 56324, "198.51.100.7", 443),
       length: 28,
     },
@@ -173,6 +182,7 @@ const CASES: Case[] = [
     input: v2(0x21, 0x21, TCP6_BLOCK),
     expect: {
       version: 2,
+      local: false,
       addresses: addresses("2001:db8::1", 1, "::ffff:198.51.100.7", 65535),
       length: 52,
     },
@@ -191,6 +201,7 @@ const CASES: Case[] = [
     ),
     expect: {
       version: 2,
+      local: false,
       addresses: addresses("192.0.2.1", 56324, "198.51.100.7", 443),
       length: 16 + 12 + 6 + 5 + 18 + 26 + 3,
     },
@@ -198,28 +209,29 @@ const CASES: Case[] = [
   {
     name: "v2 LOCAL (a health check): its block is skipped, whatever it holds",
     input: concat(v2(0x20, 0x77, [1, 2, 3, 4, 5]), HTTP),
-    expect: { version: 2, addresses: null, length: 21 },
+    expect: { version: 2, addresses: null, local: true, length: 21 },
   },
   {
     name: "v2 LOCAL, empty",
     input: v2(0x20, 0x00),
-    expect: { version: 2, addresses: null, length: 16 },
+    expect: { version: 2, addresses: null, local: true, length: 16 },
   },
   {
     name: "v2 PROXY UNSPEC: no address, the peer's stands",
     input: v2(0x21, 0x00, tlv(0x04, [])),
-    expect: { version: 2, addresses: null, length: 19 },
+    expect: { version: 2, local: false, addresses: null, length: 19 },
   },
   {
     name: "v2 PROXY over a unix stream socket: no IP address",
     input: v2(0x21, 0x31, new Uint8Array(216)),
-    expect: { version: 2, addresses: null, length: 232 },
+    expect: { version: 2, local: false, addresses: null, length: 232 },
   },
   {
     name: "v2 at the payload bound",
     input: v2(0x21, 0x11, TCP4_BLOCK, tlv(0x04, new Array(V2_MAX_PAYLOAD - 12 - 3).fill(0))),
     expect: {
       version: 2,
+      local: false,
       addresses: addresses("192.0.2.1", 56324, "198.51.100.7", 443),
       length: 16 + V2_MAX_PAYLOAD,
     },
