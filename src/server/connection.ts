@@ -201,6 +201,9 @@ export class Connection implements ClosePolicy {
     } finally {
       this.close();
       this.#releaseBuffers();
+      // A request the connection failed in the middle of: its span and count end here.
+      this.#telemetry?.abandon();
+      this.#telemetry = null;
     }
   }
 

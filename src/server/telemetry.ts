@@ -195,6 +195,16 @@ export class RequestTelemetry {
   }
 
   /** The response is done (or the connection is): the span ends, the metrics record it. */
+  /** The connection ended before the response did: an error span, no status, one less active. */
+  abandon(): void {
+    this.#span?.setStatus({ code: STATUS_ERROR, message: "connection ended before the response" });
+    this.#span?.end();
+    this.#telemetry.active?.add(-1, {
+      "http.request.method": this.#method,
+      "url.scheme": this.#scheme,
+    });
+  }
+
   end(status: number, responseBodySize: number): void {
     const telemetry = this.#telemetry;
     const span = this.#span;
