@@ -3,15 +3,8 @@
 // sleeps to synchronise: every wait polls a condition against a deadline.
 
 import assert from "node:assert/strict";
-import { fromFileUrl } from "../support/paths.ts";
-import { type Spawned, spawnServer, stopServer } from "../support/process.ts";
-import { parseResponses } from "../support/server.ts";
-
-const MAIN = fromFileUrl(new URL("../../main.ts", import.meta.url));
-const ROOT = fromFileUrl(new URL("../..", import.meta.url));
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+import { type Spawned, spawnServer, stopServer, waitUntil as poll } from "../support/process.ts";
+import { get, MAIN, ROOT } from "../support/pool.ts";
 
 function appSource(body: string): string {
   return `export default function app(_environ: unknown, startResponse: ` +
@@ -22,30 +15,9 @@ function appSource(body: string): string {
 
 const BROKEN = "export default function app( {\n  this is not TypeScript\n";
 
-async function waitUntil(what: string, check: () => boolean | Promise<boolean>, ms = 30_000) {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-/** One request on a connection of its own (Connection: close); the body, or throws. */
-async function get(port: number): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    await conn.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
-    let text = "";
-    const buf = new Uint8Array(4096);
-    for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
-      text += decoder.decode(buf.subarray(0, n), { stream: true });
-    }
-    const [response] = text === "" ? [] : parseResponses(text);
-    if (response?.status !== 200) throw new Error(`closed with ${JSON.stringify(text)}`);
-    return response.body;
-  } finally {
-    conn.close();
-  }
+/** Polls `check` every 25 ms, for 30 s unless told. */
+function waitUntil(what: string, check: () => boolean | Promise<boolean>, ms = 30_000) {
+  return poll(what, check, ms, 25);
 }
 
 /** Polls until the server answers `body`; failures on the way are retried. */

@@ -5,10 +5,9 @@
 // same thing goes through. The master serves on afterwards every time.
 
 import assert from "node:assert/strict";
-import { fromFileUrl } from "../support/paths.ts";
-import { childrenOf, procStat, waitUntil } from "../support/process.ts";
+import { childrenOf, procStat, spawnLogged, waitForListen, waitUntil } from "../support/process.ts";
+import { ISOLATE_FLAGS, ROOT } from "../support/pool.ts";
 
-const ROOT = fromFileUrl(new URL("../..", import.meta.url));
 const APP = "tests/fixtures/isolate_hostile.ts";
 /** A variable of the master's environment that no child is given unless it is listed. */
 const SECRET = "TSGI_TEST_SECRET";
@@ -20,43 +19,20 @@ interface Master {
 }
 
 async function startMaster(args: string[]): Promise<Master> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      // Modules imported from this test's own host must not be written to the project's lock.
-      "--no-lock",
-      "main.ts",
-      APP,
-      "--isolate",
-      "request",
-      "-b",
-      "127.0.0.1:0",
-      "--access-log",
-      "off",
-      "--log-level",
-      "debug",
-      ...args,
-    ],
-    cwd: ROOT,
-    env: { [SECRET]: "s3cret" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  for (const stream of [child.stdout, child.stderr]) {
-    (async () => {
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) text += chunk;
-    })();
-  }
-  let exited = false;
-  child.status.then(() => (exited = true));
-  await waitUntil("the master listens", () => exited || /Listening on http:\/\/\S+:\d+/.test(text));
-  if (exited) throw new Error(`The master exited before listening:\n${text}`);
-  await waitUntil("a spare is ready", () => /Child \d+ ready/.test(text));
-  const port = Number(/Listening on http:\/\/\S+:(\d+)/.exec(text)![1]);
-  return { child, port, log: () => text };
+  const { child, log } = spawnLogged(Deno.execPath(), [
+    "run",
+    "-A",
+    // Modules imported from this test's own host must not be written to the project's lock.
+    "--no-lock",
+    "main.ts",
+    APP,
+    ...ISOLATE_FLAGS,
+    ...args,
+  ], { cwd: ROOT, env: { [SECRET]: "s3cret" }, stdout: "merged" });
+  const listening = /Listening on http:\/\/\S+:(\d+)/;
+  const [, port] = await waitForListen({ child, log }, listening, "master");
+  await waitUntil("a spare is ready", () => /Child \d+ ready/.test(log()));
+  return { child, port: Number(port), log };
 }
 
 async function withMaster(args: string[], fn: (master: Master) => Promise<void>): Promise<void> {

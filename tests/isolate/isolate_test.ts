@@ -5,11 +5,17 @@
 // against a deadline.
 
 import assert from "node:assert/strict";
-import { fromFileUrl } from "../support/paths.ts";
-import { childrenOf, fdCount, type Proc, procStat, waitUntil } from "../support/process.ts";
+import {
+  childrenOf,
+  fdCount,
+  type Proc,
+  procStat,
+  spawnLogged,
+  waitForListen,
+  waitUntil,
+} from "../support/process.ts";
+import { assertSettled, ISOLATE_FLAGS, MAIN, ROOT, waitForWorkers } from "../support/pool.ts";
 
-const MAIN = fromFileUrl(new URL("../../main.ts", import.meta.url));
-const ROOT = fromFileUrl(new URL("../..", import.meta.url));
 const APP = "tests/fixtures/isolate_app.ts";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -37,52 +43,27 @@ interface Master {
 
 /** Starts a master on a free port and waits until its spares are up. */
 async function startMaster(args: string[] = [], spares = 2): Promise<Master> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      APP,
-      "--isolate",
-      "request",
-      "--spares",
-      String(spares),
-      "-b",
-      "127.0.0.1:0",
-      "--access-log",
-      "off",
-      "--log-level",
-      "debug",
-      ...args,
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const logDone = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) text += chunk;
-    return text;
-  })();
-  let stdout = "";
-  (async () => {
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) stdout += chunk;
-  })();
+  const started = spawnLogged(Deno.execPath(), [
+    "run",
+    "-A",
+    MAIN,
+    APP,
+    ...ISOLATE_FLAGS,
+    "--spares",
+    String(spares),
+    ...args,
+  ], { cwd: ROOT, stdout: "piped" });
   const master: Master = {
-    child,
-    pid: child.pid,
+    child: started.child,
+    pid: started.child.pid,
     port: 0,
     spares,
-    log: () => text + stdout,
-    logDone,
+    log: () => started.log() + started.out(),
+    logDone: started.logDone,
     baselineFds: 0,
   };
-  let failed = false;
-  child.status.then(() => (failed = true));
-  await waitUntil("the master listens", () => failed || /Listening on http:\/\/\S+:\d+/.test(text));
-  if (failed) throw new Error(`The master exited before listening:\n${text}`);
-  master.port = Number(/Listening on http:\/\/\S+:(\d+)/.exec(text)![1]);
+  const [, port] = await waitForListen(started, /Listening on http:\/\/\S+:(\d+)/, "master");
+  master.port = Number(port);
   await waitForSpares(master);
   master.baselineFds = fdCount(master.pid);
   return master;
@@ -96,22 +77,15 @@ function readySpares(master: Master): Proc[] {
 
 /** Waits until the master's only children are its spares, all ready, none a zombie. */
 async function waitForSpares(master: Master): Promise<void> {
-  await waitUntil(
-    `the master has exactly ${master.spares} ready spare(s)`,
-    () =>
-      childrenOf(master.pid).length === master.spares &&
-      readySpares(master).length === master.spares,
-  );
+  const ready = () => readySpares(master).map((p) => p.pid);
+  const what = `the master has exactly ${master.spares} ready spare(s)`;
+  await waitForWorkers(master.pid, master.spares, ready, 20_000, what);
 }
 
 /** No zombie, nothing but the spares, and the descriptors back to where they started. */
 async function assertClean(master: Master): Promise<void> {
   await waitForSpares(master);
-  await waitUntil(
-    `the master holds ${master.baselineFds} descriptors again (now ${fdCount(master.pid)})`,
-    () => fdCount(master.pid) === master.baselineFds,
-  );
-  assert.deepEqual(childrenOf(master.pid).filter((p) => p.state === "Z"), []);
+  await assertSettled(master.pid, master.baselineFds);
 }
 
 /** SIGTERM, then the exit status; every child is gone by then. */

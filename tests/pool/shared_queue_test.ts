@@ -11,6 +11,7 @@ import { fromFileUrl } from "../support/paths.ts";
 import { childrenOf, exited, procStat, waitUntil } from "../support/process.ts";
 import {
   get,
+  hasPython,
   type Pool,
   readyPids,
   ROOT,
@@ -338,14 +339,6 @@ Deno.test("what the app prints on stdout passes unchanged and means nothing", as
 });
 
 // --- 6. systemd socket activation with a pool ----------------------------------------------
-
-async function hasPython(): Promise<boolean> {
-  try {
-    return (await new Deno.Command("python3", { args: ["--version"] }).output()).success;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test({
   name: "started by systemd (LISTEN_FDS), a pool of two serves the socket it was handed",

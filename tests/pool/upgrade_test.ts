@@ -9,20 +9,26 @@
 
 import assert from "node:assert/strict";
 import { fromFileUrl } from "../support/paths.ts";
-import { childrenOf, exited, waitUntil } from "../support/process.ts";
-import { parseResponses } from "../support/server.ts";
+import { childrenOf, exited, spawnLogged, waitForListen, waitUntil } from "../support/process.ts";
+import {
+  assertNoFailure,
+  get,
+  hasPython,
+  type Load,
+  load,
+  MAIN,
+  readyWorkersOf,
+  ROOT,
+  type Target,
+  waitForWorkers,
+} from "../support/pool.ts";
 
-const MAIN = fromFileUrl(new URL("../../main.ts", import.meta.url));
-const ROOT = fromFileUrl(new URL("../..", import.meta.url));
 /** Answers "<pid> <version>" and imports nothing, so that a copy runs from anywhere. */
 const APP = fromFileUrl(new URL("../fixtures/upgrade_app.ts", import.meta.url));
 const ACTIVATE = fromFileUrl(new URL("../fixtures/systemd_activate.py", import.meta.url));
 const BROKEN = 'throw new Error("upgrade test: broken on purpose");\n';
 
 // --- the masters ---------------------------------------------------------------------------
-
-/** Where the pool listens: a TCP port on 127.0.0.1, or a unix socket file. */
-type Target = { port: number } | { path: string };
 
 interface Pool {
   /** The master the test started; every later one descends from it. */
@@ -43,31 +49,16 @@ async function startPool(app: string, bind: string, activated = false): Promise<
   const [command, args] = activated
     ? ["python3", [ACTIVATE, Deno.execPath(), ...tsgi]]
     : [Deno.execPath(), tsgi];
-  const first = new Deno.Command(command, {
-    args,
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const logDone = (async () => {
-    for await (const chunk of first.stderr.pipeThrough(new TextDecoderStream())) text += chunk;
-    return text;
-  })();
-  let failed = false;
-  first.status.then(() => (failed = true));
+  const master = spawnLogged(command, args, { cwd: ROOT });
   const listening = /Listening on (?:http:\/\/127\.0\.0\.1:(\d+)|unix:(\S+))/;
-  await waitUntil("the master listens", () => failed || listening.test(text));
-  if (failed) throw new Error(`The master exited before listening:\n${text}`);
-  const [, port, path] = listening.exec(text)!;
+  const [, port, path] = await waitForListen(master, listening, "master");
   const pool = {
-    first,
-    target: port ? { port: Number(port) } : { path },
-    log: () => text,
-    logDone,
+    first: master.child,
+    target: port ? Number(port) : { path },
+    log: master.log,
+    logDone: master.logDone,
   };
-  await waitForWorkers(pool, first.pid);
+  await workersReady(pool, master.child.pid);
   return pool;
 }
 
@@ -78,17 +69,13 @@ function masterPids(log: string): number[] {
 
 /** Live children of `master` that it logged as ready. */
 function readyWorkers(pool: Pool, master: number): number[] {
-  const line = new RegExp(`\\[${master}\\] \\[INFO\\] Worker \\d+ \\(pid (\\d+)\\) ready`, "g");
-  const ready = new Set([...pool.log().matchAll(line)].map((m) => Number(m[1])));
-  return childrenOf(master).filter((p) => ready.has(p.pid) && p.state !== "Z").map((p) => p.pid);
+  return readyWorkersOf(pool.log(), master, true);
 }
 
 /** Waits until `master` has exactly 2 children, both ready. */
-async function waitForWorkers(pool: Pool, master: number): Promise<number[]> {
-  await waitUntil(`master ${master} has 2 ready workers`, () => {
-    return childrenOf(master).length === 2 && readyWorkers(pool, master).length === 2;
-  }, 15_000);
-  return readyWorkers(pool, master);
+function workersReady(pool: Pool, master: number): Promise<number[]> {
+  const what = `master ${master} has 2 ready workers`;
+  return waitForWorkers(master, 2, () => readyWorkers(pool, master), 15_000, what);
 }
 
 /** Sends USR2 to `master`; resolves with the PID of the master it starts. */
@@ -107,7 +94,7 @@ async function upgrade(pool: Pool, old: number): Promise<{ master: number; worke
   await waitUntil(`the old master ${old} and its workers have exited`, () => {
     return exited(old) && oldWorkers.every(exited);
   });
-  const workers = await waitForWorkers(pool, master);
+  const workers = await workersReady(pool, master);
   await logged(pool, master, `Upgrade: all 2 worker(s) ready; old master ${old} stopping`);
   await logged(pool, old, `Master stopped (pid ${old})`);
   return { master, workers };
@@ -148,106 +135,6 @@ function signal(pid: number, name: Deno.Signal): void {
 
 // --- clients -------------------------------------------------------------------------------
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-function connect(target: Target): Promise<Deno.Conn> {
-  return "port" in target
-    ? Deno.connect({ hostname: "127.0.0.1", port: target.port })
-    : Deno.connect({ transport: "unix", path: target.path });
-}
-
-/** One request on a connection of its own: the body, or an Error saying where it broke. */
-async function get(target: Target): Promise<string> {
-  let stage = "connect";
-  const started = Date.now();
-  try {
-    const conn = await connect(target);
-    try {
-      stage = "write";
-      await conn.write(
-        encoder.encode("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
-      );
-      stage = "read";
-      let text = "";
-      const buf = new Uint8Array(4096);
-      for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
-        text += decoder.decode(buf.subarray(0, n), { stream: true });
-      }
-      const [response] = text === "" ? [] : parseResponses(text);
-      if (response?.status !== 200) throw new Error(`closed with ${JSON.stringify(text)}`);
-      return response.body;
-    } finally {
-      conn.close();
-    }
-  } catch (error) {
-    throw new Error(`GET /: ${stage} failed after ${Date.now() - started} ms: ${error}`);
-  }
-}
-
-interface Load {
-  ok: number;
-  failed: number;
-  /** Connections reset in their handshake or in a closing listener's queue. */
-  resets: number;
-  errors: string[];
-  /** The bodies' "<pid> <version>" seen since the last mark(). */
-  since: Set<string>;
-  mark(): void;
-  stop(): Promise<void>;
-}
-
-/** At most this many requests per load, whatever happens: the clients never run away. */
-const MAX_REQUESTS = 100_000;
-
-/**
- * Clients sending requests until stopped: `connections` of them opening a new connection per
- * request, and `keepAlive` fetch() clients reusing a kept-alive connection (TCP only).
- */
-function load(target: Target, connections: number, keepAlive: number): Load {
-  let running = true;
-  const result: Load = {
-    ok: 0,
-    failed: 0,
-    resets: 0,
-    errors: [],
-    since: new Set(),
-    mark: () => result.since.clear(),
-    stop: async () => {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
-  const more = () => running && result.ok + result.failed + result.resets < MAX_REQUESTS;
-  const record = (body: string) => {
-    result.ok++;
-    result.since.add(body);
-  };
-  const fail = (kind: string) => (error: unknown) => {
-    if (/(connect|read) failed after \d+ ms: ConnectionReset/.test(String(error))) result.resets++;
-    else result.failed++;
-    if (result.errors.length < 5) {
-      result.errors.push(`${new Date().toISOString()} ${kind}: ${error}`);
-    }
-  };
-  const loops = Array.from({ length: connections }, async () => {
-    while (more()) await get(target).then(record, fail("new connection"));
-  });
-  for (let i = 0; i < keepAlive && "port" in target; i++) {
-    loops.push((async () => {
-      const client = Deno.createHttpClient({});
-      while (more()) {
-        await fetch(`http://127.0.0.1:${target.port}/`, { client }).then((r) => r.text()).then(
-          record,
-          (error) => fail("keep-alive")(`${error} (${error?.cause})`),
-        );
-      }
-      client.close();
-    })());
-  }
-  return result;
-}
-
 /** Waits for `n` more answers; a timeout says what the clients met. */
 async function answered(traffic: Load, n: number): Promise<void> {
   const target = traffic.ok + n;
@@ -273,11 +160,6 @@ async function assertServedBy(traffic: Load, workers: number[], version: string)
   for (const body of traffic.since) {
     assert.ok(expected.has(body), `${body} is from one of ${[...expected].join(", ")}`);
   }
-}
-
-function assertNoFailure(traffic: Load, log: string): void {
-  assert.equal(traffic.failed, 0, `${traffic.errors.join("\n")}\n${log}`);
-  assert.equal(traffic.resets, 0, `${traffic.errors.join("\n")}\n${log}`);
 }
 
 /** A copy of the app in a temporary folder, to be changed or broken before USR2. */
@@ -326,7 +208,7 @@ Deno.test("the master started by USR2 serves the same port and answers HUP and U
   const pool = await startPool(APP, "127.0.0.1:0");
   try {
     const second = await upgrade(pool, pool.first.pid);
-    const port = (pool.target as { port: number }).port;
+    const port = pool.target as number;
     const listening = [...pool.log().matchAll(/Listening on (\S+)/g)].map((m) => m[1]);
     assert.deepEqual(listening, [`http://127.0.0.1:${port}`, `http://127.0.0.1:${port}`]);
     assert.ok(second.workers.map((pid) => `${pid} v1`).includes(await get(pool.target)));
@@ -421,14 +303,6 @@ Deno.test("USR2 with a unix socket: the file stays and serves, the last master r
     Deno.removeSync(dir, { recursive: true });
   }
 });
-
-async function hasPython(): Promise<boolean> {
-  try {
-    return (await new Deno.Command("python3", { args: ["--version"] }).output()).success;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test({
   name: "USR2 under socket activation: the new master inherits systemd's socket",

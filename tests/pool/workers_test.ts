@@ -4,150 +4,49 @@
 // every wait polls a condition against a deadline.
 
 import assert from "node:assert/strict";
-import { fromFileUrl } from "../support/paths.ts";
-import { childrenOf, exited, fdCount, procStat, waitUntil } from "../support/process.ts";
-import { parseResponses } from "../support/server.ts";
+import { exited, fdCount, procStat, waitUntil } from "../support/process.ts";
+import {
+  assertNoFailure,
+  assertSettled,
+  get,
+  type Load,
+  load,
+  type Pool,
+  runToExit,
+  startPool,
+  stopPool,
+  waitForPool,
+  waitUntilAsync,
+} from "../support/pool.ts";
 
-const MAIN = fromFileUrl(new URL("../../main.ts", import.meta.url));
-const ROOT = fromFileUrl(new URL("../..", import.meta.url));
 const APP = "tests/fixtures/workers_app.ts";
 
 // --- the master ----------------------------------------------------------------------------
 
-interface Master {
-  child: Deno.ChildProcess;
-  pid: number;
-  port: number;
-  /** The master's stderr so far, worker lines included (they inherit it). */
-  log(): string;
-  /** Resolves with the whole stderr once every process holding it has exited. */
-  logDone: Promise<string>;
-  /** Live workers that have reported ready. */
-  readyWorkers(): number[];
+interface Master extends Pool {
   /** The descriptor count once the pool was first complete. */
   baselineFds: number;
 }
 
 /** Starts a master on a free port and waits for all its workers to be ready. */
 async function startMaster(args: string[], workers: number): Promise<Master> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args, "-b", "127.0.0.1:0", "--access-log", "off"],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const logDone = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) text += chunk;
-    return text;
-  })();
-  const master: Master = {
-    child,
-    pid: child.pid,
-    port: 0,
-    log: () => text,
-    logDone,
-    readyWorkers: () => {
-      const ready = new Set(readyPids(text));
-      return childrenOf(child.pid).filter((p) => ready.has(p.pid) && p.state !== "Z")
-        .map((p) => p.pid);
-    },
-    baselineFds: 0,
-  };
-  let failed = false;
-  child.status.then(() => (failed = true));
-  await waitUntil("the master listens", () => failed || /Listening on http:\/\/\S+:\d+/.test(text));
-  if (failed) throw new Error(`The master exited before listening:\n${text}`);
-  master.port = Number(/Listening on http:\/\/\S+:(\d+)/.exec(text)![1]);
-  await waitForPool(master, workers);
-  master.baselineFds = fdCount(master.pid);
-  return master;
-}
-
-function readyPids(log: string): number[] {
-  return [...log.matchAll(/Worker \d+ \(pid (\d+)\) ready/g)].map((m) => Number(m[1]));
-}
-
-/** Waits until the master has exactly `n` children, all of them ready, none a zombie. */
-async function waitForPool(master: Master, n: number, deadlineMs = 15_000): Promise<number[]> {
-  await waitUntil(`${n} worker(s) are ready`, () => {
-    const children = childrenOf(master.pid);
-    return children.length === n && master.readyWorkers().length === n;
-  }, deadlineMs);
-  return master.readyWorkers();
+  const pool = await startPool(args, workers);
+  return { ...pool, baselineFds: fdCount(pool.pid) };
 }
 
 /** What every test checks at its end: no zombie, descriptors back to where they were. */
 async function assertClean(master: Master, workers: number): Promise<void> {
   await waitForPool(master, workers);
-  await waitUntil(
-    `the master holds ${master.baselineFds} descriptors again (now ${fdCount(master.pid)})`,
-    () => fdCount(master.pid) === master.baselineFds,
-  );
-  const zombies = childrenOf(master.pid).filter((p) => p.state === "Z");
-  assert.deepEqual(zombies, [], "no child of the master is a zombie");
+  await assertSettled(master.pid, master.baselineFds);
 }
 
-/** SIGTERM, and the master's exit status; every worker it had is gone by then. */
-async function stopMaster(master: Master): Promise<Deno.CommandStatus> {
-  const workers = childrenOf(master.pid).map((p) => p.pid);
-  try {
-    master.child.kill("SIGTERM");
-  } catch {
-    // Already exited.
-  }
-  const status = await master.child.status;
-  await master.logDone;
-  for (const pid of workers) assert.ok(exited(pid), `worker ${pid} exited with its master`);
-  return status;
-}
+const stopMaster = stopPool;
 
 // --- clients -------------------------------------------------------------------------------
 
-/** One request on a connection of its own; the worker's answer, or an Error saying where
- * the exchange broke. */
-async function get(port: number, path = "/"): Promise<string> {
-  let stage = "connect";
-  const started = Date.now();
-  try {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    try {
-      stage = "write";
-      await conn.write(encoder.encode(
-        `GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`,
-      ));
-      stage = "read";
-      let text = "";
-      const buf = new Uint8Array(4096);
-      for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
-        text += decoder.decode(buf.subarray(0, n), { stream: true });
-      }
-      const [response] = text === "" ? [] : parseResponses(text);
-      if (response?.status !== 200) throw new Error(`closed with ${JSON.stringify(text)}`);
-      return response.body;
-    } finally {
-      conn.close();
-    }
-  } catch (error) {
-    throw new Error(`GET ${path}: ${stage} failed after ${Date.now() - started} ms: ${error}`);
-  }
-}
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-interface Load {
-  ok: number;
-  failed: number;
-  /**
-   * Connections the kernel reset in their handshake or in a closing listener's queue: see
-   * docs/workers.md, "What HUP can cost".
-   */
-  handshakeResets: number;
-  errors: string[];
-  pids: Set<string>;
-  stop(): Promise<void>;
+/** The workers that answered: the first word of each body. */
+function pids(traffic: Load): Set<string> {
+  return new Set([...traffic.since].map((body) => body.split(" ")[0]));
 }
 
 /**
@@ -155,64 +54,12 @@ interface Load {
  * worker that goes leaves nothing queued behind. (With --reuse-port, at most one connection
  * per worker replaced may be reset by the kernel: docs/workers.md, "What HUP can cost".)
  */
-function assertNoFailure(traffic: Load, replaced: number, log: string, reusePort = false): void {
+function assertNoLoss(traffic: Load, replaced: number, log: string, reusePort = false): void {
   console.log(
-    `${traffic.ok} requests, ${traffic.failed} failed, ${traffic.handshakeResets} reset in ` +
-      `their handshake, ${traffic.pids.size} workers served`,
+    `${traffic.ok} requests, ${traffic.failed} failed, ${traffic.resets} reset in ` +
+      `their handshake, ${pids(traffic).size} workers served`,
   );
-  assert.equal(traffic.failed, 0, `${traffic.errors.join("\n")}\n${log}`);
-  const allowed = reusePort ? replaced : 0;
-  assert.ok(traffic.handshakeResets <= allowed, `${traffic.handshakeResets} handshake resets`);
-}
-
-/**
- * Clients that keep sending requests until stopped: `connections` of them opening a new
- * connection per request, and one fetch() client reusing a keep-alive connection.
- */
-function load(port: number, connections: number, keepAlive = 1): Load {
-  let running = true;
-  const result: Load = {
-    ok: 0,
-    failed: 0,
-    handshakeResets: 0,
-    errors: [],
-    pids: new Set(),
-    stop: async () => {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
-  const record = (body: string) => {
-    result.ok++;
-    result.pids.add(body.split(" ")[0]);
-  };
-  const fail = (kind: string) => (error: unknown) => {
-    // Reset in the handshake, or queued on a listener as it closed: the same kernel limit.
-    if (/(connect|read) failed after \d+ ms: ConnectionReset/.test(String(error))) {
-      result.handshakeResets++;
-      return;
-    }
-    result.failed++;
-    if (result.errors.length < 5) {
-      result.errors.push(`${new Date().toISOString()} ${kind}: ${error}`);
-    }
-  };
-  const loops = Array.from({ length: connections }, async () => {
-    while (running) await get(port).then(record, fail("new connection"));
-  });
-  for (let i = 0; i < keepAlive; i++) {
-    loops.push((async () => {
-      const client = Deno.createHttpClient({});
-      while (running) {
-        await fetch(`http://127.0.0.1:${port}/`, { client }).then((r) => r.text()).then(
-          record,
-          (error) => fail("keep-alive")(`${error} (${error?.cause})`),
-        );
-      }
-      client.close();
-    })());
-  }
-  return result;
+  assertNoFailure(traffic, log, reusePort ? replaced : 0);
 }
 
 // --- tests ---------------------------------------------------------------------------------
@@ -240,13 +87,6 @@ Deno.test("--workers N starts N processes sharing one port, tsgi.multiprocess tr
   );
 });
 
-async function waitUntilAsync(what: string, check: () => Promise<boolean>, deadlineMs = 15_000) {
-  const until = Date.now() + deadlineMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`Timed out waiting until ${what}`);
-  }
-}
-
 Deno.test("a worker killed with SIGKILL is reaped, logged and replaced at once", async () => {
   const master = await startMaster([APP, "--workers", "2"], 2);
   try {
@@ -268,15 +108,14 @@ Deno.test("a worker killed with SIGKILL is reaped, logged and replaced at once",
 
 Deno.test("a master whose workers cannot boot backs off, then exits 3 with one line", async () => {
   const started = performance.now();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "tests/fixtures/throws_at_import.ts", "-w", "2", "-b", "127.0.0.1:0"],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const output = await child.output();
-  const log = new TextDecoder().decode(output.stderr);
+  const output = await runToExit([
+    "tests/fixtures/throws_at_import.ts",
+    "-w",
+    "2",
+    "-b",
+    "127.0.0.1:0",
+  ]);
+  const log = output.stderr;
   assert.equal(output.code, 3, log);
   assert.match(
     log,
@@ -314,11 +153,11 @@ for (const reusePort of [false, true]) {
       } finally {
         await traffic.stop();
       }
-      assertNoFailure(traffic, 4, master.log(), reusePort);
+      assertNoLoss(traffic, 4, master.log(), reusePort);
       assert.match(master.log(), reusePort ? /with SO_REUSEPORT/ : /sharing one accept queue/);
       const now = master.readyWorkers();
       assert.ok(now.every((pid) => !old.includes(pid)));
-      assert.ok(now.some((pid) => traffic.pids.has(String(pid))), "the new workers served");
+      assert.ok(now.some((pid) => pids(traffic).has(String(pid))), "the new workers served");
       await assertClean(master, 2);
     } finally {
       assert.equal((await stopMaster(master)).code, 0);
@@ -358,11 +197,11 @@ Deno.test("--max-requests recycles workers under load without failing a request"
   try {
     const traffic = load(master.port, 2, 2);
     try {
-      await waitUntil("several generations have served", () => traffic.pids.size >= 6);
+      await waitUntil("several generations have served", () => pids(traffic).size >= 6);
     } finally {
       await traffic.stop();
     }
-    assertNoFailure(traffic, traffic.pids.size, master.log());
+    assertNoLoss(traffic, pids(traffic).size, master.log());
     assert.match(master.log(), /served \d+ requests: asking to be replaced/);
     await assertClean(master, 2);
   } finally {

@@ -1,13 +1,27 @@
 // Test support for the worker pool run as a user runs it: a real master (`deno run main.ts APP
 // --workers N`) on a free port or a unix socket, its workers seen through its log and /proc,
-// and a client that sends one request on a connection of its own, over TCP or a unix socket.
+// a client that sends one request on a connection of its own, over TCP or a unix socket, and
+// clients that keep sending requests, counting what they meet.
 
+import assert from "node:assert/strict";
 import { fromFileUrl } from "./paths.ts";
-import { childrenOf, exited, waitUntil } from "./process.ts";
+import { childrenOf, exited, fdCount, spawnLogged, waitForListen, waitUntil } from "./process.ts";
 import { parseResponses } from "./server.ts";
 
 export const MAIN = fromFileUrl(new URL("../../main.ts", import.meta.url));
 export const ROOT = fromFileUrl(new URL("../..", import.meta.url));
+
+/** The flags of a master under --isolate request on a free port, logging at debug level. */
+export const ISOLATE_FLAGS = [
+  "--isolate",
+  "request",
+  "-b",
+  "127.0.0.1:0",
+  "--access-log",
+  "off",
+  "--log-level",
+  "debug",
+];
 
 /** Where a client connects: a TCP port on 127.0.0.1, or a unix socket's path. */
 export type Target = number | { path: string };
@@ -41,51 +55,25 @@ export async function startPool(
   workers: number,
   options: PoolOptions = {},
 ): Promise<Pool> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      ...args,
-      "-b",
-      options.bind ?? "127.0.0.1:0",
-      "--access-log",
-      "off",
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: options.stdout ? "piped" : "null",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const logDone = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) text += chunk;
-    return text;
-  })();
-  let out = "";
-  if (options.stdout) {
-    (async () => {
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) out += chunk;
-    })();
-  }
+  const master = spawnLogged(Deno.execPath(), [
+    "run",
+    "-A",
+    MAIN,
+    ...args,
+    "-b",
+    options.bind ?? "127.0.0.1:0",
+    "--access-log",
+    "off",
+  ], { cwd: ROOT, stdout: options.stdout ? "piped" : "null" });
+  const pid = master.child.pid;
   const pool: Pool = {
-    child,
-    pid: child.pid,
+    ...master,
+    pid,
     port: 0,
-    log: () => text,
-    out: () => out,
-    logDone,
-    readyWorkers: () => {
-      const ready = new Set(readyPids(text));
-      return childrenOf(child.pid).filter((p) => ready.has(p.pid) && p.state !== "Z")
-        .map((p) => p.pid);
-    },
+    readyWorkers: () => readyWorkersOf(master.log(), pid),
   };
-  let failed = false;
-  child.status.then(() => (failed = true));
-  await waitUntil("the master listens", () => failed || /Listening on \S+/.test(text));
-  if (failed) throw new Error(`The master exited before listening:\n${text}`);
-  pool.port = Number(/Listening on http:\/\/\S+:(\d+)/.exec(text)?.[1] ?? 0);
+  await waitForListen(master, /Listening on \S+/, "master");
+  pool.port = Number(/Listening on http:\/\/\S+:(\d+)/.exec(master.log())?.[1] ?? 0);
   await waitForPool(pool, workers);
   return pool;
 }
@@ -95,12 +83,55 @@ export function readyPids(log: string): number[] {
   return [...log.matchAll(/Worker \d+ \(pid (\d+)\) ready/g)].map((m) => Number(m[1]));
 }
 
+/**
+ * Live children of `master` that a "Worker N (pid P) ready" line of `log` names; with
+ * `tagged`, only the lines that `master` wrote itself ("[PID] [INFO] Worker …").
+ */
+export function readyWorkersOf(log: string, master: number, tagged = false): number[] {
+  const ready = new Set(
+    tagged
+      ? [
+        ...log.matchAll(
+          new RegExp(`\\[${master}\\] \\[INFO\\] Worker \\d+ \\(pid (\\d+)\\) ready`, "g"),
+        ),
+      ]
+        .map((m) => Number(m[1]))
+      : readyPids(log),
+  );
+  return childrenOf(master).filter((p) => ready.has(p.pid) && p.state !== "Z").map((p) => p.pid);
+}
+
+/**
+ * Waits until `master` has exactly `n` children, all of them in `ready()` (its live, ready
+ * ones); resolves with those.
+ */
+export async function waitForWorkers(
+  master: number,
+  n: number,
+  ready: () => number[],
+  deadlineMs = 15_000,
+  what = `${n} worker(s) are ready`,
+): Promise<number[]> {
+  await waitUntil(what, () => childrenOf(master).length === n && ready().length === n, deadlineMs);
+  return ready();
+}
+
 /** Waits until the master has exactly `n` children, all of them ready, none a zombie. */
-export async function waitForPool(pool: Pool, n: number, deadlineMs = 15_000): Promise<number[]> {
-  await waitUntil(`${n} worker(s) are ready`, () => {
-    return childrenOf(pool.pid).length === n && pool.readyWorkers().length === n;
-  }, deadlineMs);
-  return pool.readyWorkers();
+export function waitForPool(pool: Pool, n: number, deadlineMs = 15_000): Promise<number[]> {
+  return waitForWorkers(pool.pid, n, pool.readyWorkers, deadlineMs);
+}
+
+/**
+ * What a test checks at its end: the master holds `baselineFds` descriptors again, and no
+ * child of it is a zombie.
+ */
+export async function assertSettled(master: number, baselineFds: number): Promise<void> {
+  await waitUntil(
+    `the master holds ${baselineFds} descriptors again (now ${fdCount(master)})`,
+    () => fdCount(master) === baselineFds,
+  );
+  const zombies = childrenOf(master).filter((p) => p.state === "Z");
+  assert.deepEqual(zombies, [], "no child of the master is a zombie");
 }
 
 /** SIGTERM, and the master's exit status once its log is complete and its workers are gone. */
@@ -180,6 +211,93 @@ export async function get(target: Target, path = "/", deadlineMs = 15_000): Prom
     throw new Error(`GET ${path}: ${stage} failed after ${ms} ms: ${why}`);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** What clients started by load() have met so far. */
+export interface Load {
+  ok: number;
+  failed: number;
+  /**
+   * Connections the kernel reset in their handshake or in a closing listener's queue: see
+   * docs/workers.md, "What HUP can cost".
+   */
+  resets: number;
+  /** The first few failures and resets, each with its time and the kind of client. */
+  errors: string[];
+  /** The bodies answered since the last mark() (or the start). */
+  since: Set<string>;
+  mark(): void;
+  stop(): Promise<void>;
+}
+
+/** At most this many requests per load, whatever happens: the clients never run away. */
+const MAX_REQUESTS = 100_000;
+
+/**
+ * Clients sending requests until stopped: `connections` of them opening a new connection per
+ * request, and `keepAlive` fetch() clients reusing a kept-alive connection (TCP only).
+ */
+export function load(target: Target, connections: number, keepAlive: number): Load {
+  let running = true;
+  const result: Load = {
+    ok: 0,
+    failed: 0,
+    resets: 0,
+    errors: [],
+    since: new Set(),
+    mark: () => result.since.clear(),
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+  const more = () => running && result.ok + result.failed + result.resets < MAX_REQUESTS;
+  const record = (body: string) => {
+    result.ok++;
+    result.since.add(body);
+  };
+  const fail = (kind: string) => (error: unknown) => {
+    // Reset in the handshake, or queued on a listener as it closed: the same kernel limit.
+    if (/(connect|read) failed after \d+ ms: ConnectionReset/.test(String(error))) result.resets++;
+    else result.failed++;
+    if (result.errors.length < 5) {
+      result.errors.push(`${new Date().toISOString()} ${kind}: ${error}`);
+    }
+  };
+  const loops = Array.from({ length: connections }, async () => {
+    while (more()) await get(target).then(record, fail("new connection"));
+  });
+  for (let i = 0; i < keepAlive && typeof target === "number"; i++) {
+    loops.push((async () => {
+      const client = Deno.createHttpClient({});
+      while (more()) {
+        await fetch(`http://127.0.0.1:${target}/`, { client }).then((r) => r.text()).then(
+          record,
+          (error) => fail("keep-alive")(`${error} (${error?.cause})`),
+        );
+      }
+      client.close();
+    })());
+  }
+  return result;
+}
+
+/** No request failed, and at most `allowedResets` were reset by the kernel. */
+export function assertNoFailure(traffic: Load, log: string, allowedResets = 0): void {
+  assert.equal(traffic.failed, 0, `${traffic.errors.join("\n")}\n${log}`);
+  assert.ok(
+    traffic.resets <= allowedResets,
+    `${traffic.resets} reset(s), ${allowedResets} allowed\n${traffic.errors.join("\n")}\n${log}`,
+  );
+}
+
+/** Whether python3 runs here (it plays systemd's part in the socket activation tests). */
+export async function hasPython(): Promise<boolean> {
+  try {
+    return (await new Deno.Command("python3", { args: ["--version"] }).output()).success;
+  } catch {
+    return false;
   }
 }
 

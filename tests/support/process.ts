@@ -27,17 +27,79 @@ export async function run(command: string, args: string[], cwd?: string): Promis
   };
 }
 
-/** Polls `check` every 20 ms; throws naming `what` when `deadlineMs` (20 s) passes first. */
+/**
+ * Polls `check` (which may be async) every `intervalMs` (20 ms); throws naming `what` when
+ * `deadlineMs` (20 s) passes first.
+ */
 export async function waitUntil(
   what: string,
-  check: () => boolean,
+  check: () => boolean | Promise<boolean>,
   deadlineMs = 20_000,
+  intervalMs = 20,
 ): Promise<void> {
   const until = Date.now() + deadlineMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > until) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+/** A child process whose output is read as it comes. */
+export interface Logged {
+  child: Deno.ChildProcess;
+  /** Its stderr so far; with `stdout: "merged"`, its stdout too, as the two arrived. */
+  log(): string;
+  /** Its stdout so far, with `stdout: "piped"` ("" otherwise). */
+  out(): string;
+  /** Resolves with the whole log once every process holding its pipes has exited. */
+  logDone: Promise<string>;
+}
+
+export interface LoggedOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** "null" (the default): discarded; "piped": read into out(); "merged": read into log(). */
+  stdout?: "null" | "piped" | "merged";
+}
+
+/** Starts `command args` with no input and its stderr (and stdout, if asked) read as it comes. */
+export function spawnLogged(command: string, args: string[], options: LoggedOptions = {}): Logged {
+  const stdout = options.stdout ?? "null";
+  const child = new Deno.Command(command, {
+    args,
+    cwd: options.cwd,
+    env: options.env,
+    stdin: "null",
+    stdout: stdout === "null" ? "null" : "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  let out = "";
+  const read = async (stream: ReadableStream<Uint8Array>, into: (chunk: string) => void) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) into(chunk);
+  };
+  const reading = [read(child.stderr, (chunk) => (text += chunk))];
+  if (stdout === "merged") reading.push(read(child.stdout, (chunk) => (text += chunk)));
+  if (stdout === "piped") reading.push(read(child.stdout, (chunk) => (out += chunk)));
+  const logDone = Promise.all(reading).then(() => text);
+  return { child, log: () => text, out: () => out, logDone };
+}
+
+/**
+ * Waits (up to `deadlineMs`) until `listening` matches the log; throws with the log if the
+ * process (the `what`: "server", "master") exits first. Resolves with the match.
+ */
+export async function waitForListen(
+  logged: Pick<Logged, "child" | "log">,
+  listening: RegExp,
+  what = "server",
+  deadlineMs = 20_000,
+): Promise<RegExpExecArray> {
+  let exited = false;
+  logged.child.status.then(() => (exited = true));
+  await waitUntil(`the ${what} listens`, () => exited || listening.test(logged.log()), deadlineMs);
+  if (exited) throw new Error(`The ${what} exited before listening:\n${logged.log()}`);
+  return listening.exec(logged.log())!;
 }
 
 /** A server started as a child process. */
@@ -60,35 +122,10 @@ export async function spawnServer(
   args: string[],
   options: { cwd?: string; stdout?: "null" | "piped"; deadlineMs?: number } = {},
 ): Promise<Spawned & { stdout: () => string }> {
-  const child = new Deno.Command(command, {
-    args,
-    cwd: options.cwd,
-    stdin: "null",
-    stdout: options.stdout ?? "null",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const logDone = (async () => {
-    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) text += chunk;
-    return text;
-  })();
-  let out = "";
-  if (options.stdout === "piped") {
-    (async () => {
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) out += chunk;
-    })();
-  }
-  let exited = false;
-  child.status.then(() => (exited = true));
+  const server = spawnLogged(command, args, { cwd: options.cwd, stdout: options.stdout });
   const listening = /Listening on http:\/\/\S+:(\d+)/;
-  await waitUntil(
-    "the server listens",
-    () => exited || listening.test(text),
-    options.deadlineMs ?? 15_000,
-  );
-  if (exited) throw new Error(`The server exited before listening:\n${text}`);
-  const port = Number(listening.exec(text)![1]);
-  return { child, port, log: () => text, logDone, stdout: () => out };
+  const [, port] = await waitForListen(server, listening, "server", options.deadlineMs ?? 15_000);
+  return { ...server, port: Number(port), stdout: server.out };
 }
 
 /** SIGTERM (if still running), then the exit status once its log is complete. */
