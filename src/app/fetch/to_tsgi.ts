@@ -7,7 +7,15 @@ import { HttpError, reasonPhrase } from "../../http/errors.ts";
 import { percentDecodePath } from "../../tsgi/environ.ts";
 import { headerNameOf } from "../../http/field_names.ts";
 import { isUpgradeResponse, rememberEnviron } from "../websocket.ts";
-import type { App, Body, Chunk, Environ, FetchApp, Input } from "../../tsgi/types.ts";
+import type {
+  App,
+  Body,
+  Chunk,
+  Environ,
+  FetchApp,
+  Input,
+  StartResponse,
+} from "../../tsgi/types.ts";
 
 import { HOP_BY_HOP } from "../../http/grammar.ts";
 
@@ -41,25 +49,42 @@ export function toTsgiApp(handler: FetchHandler | FetchApp): App {
   const fetch: FetchHandler = typeof handler === "function"
     ? handler
     : (request, info) => handler.fetch(request, info);
-  return async (environ, startResponse) => {
+  return (environ, startResponse) => {
     const input = hasBody(environ) ? new InputStream(environ["tsgi.input"]) : null;
     const request = requestFromEnviron(environ, input?.stream);
     // A WebSocket handshake: upgradeWebSocket(request) finds its way back to the environ.
     if (environ["tsgi.server.websocket"] !== undefined) rememberEnviron(request, environ);
-    const response = await fetch(request, infoOf(environ));
-    // A body the app could not read (413, a client gone) decides the answer, whatever the app
-    // made of it: frameworks turn such errors into their own 500.
-    if (input?.failure !== undefined) throw input.failure;
-    // The server writes the 101 for an upgraded request; nothing of the app's goes out.
-    if (isUpgradeResponse(response)) return [];
-    const fixed = fixedResponse(response);
-    if (fixed !== null) {
-      startResponse(statusLineOf(response), fixed.headers);
-      return [fixed.body];
+    const result = fetch(request, infoOf(environ));
+    // A handler that answers at once is answered at once: no promise between it and the
+    // server, so pipelined responses still leave together in one write.
+    if (typeof (result as Promise<Response>)?.then !== "function") {
+      return answer(result as Response, input, environ, startResponse);
     }
-    startResponse(statusLineOf(response), [...responseHeaders(response.headers)]);
-    return await bodyOf(response, environ["tsgi.server.signal"] as SignalSource | undefined);
+    return Promise.resolve(result).then((response) =>
+      answer(response, input, environ, startResponse)
+    );
   };
+}
+
+/** The TSGI answer for a fetch handler's Response. */
+function answer(
+  response: Response,
+  input: InputStream | null,
+  environ: Environ,
+  startResponse: StartResponse,
+): Body | Promise<Body> {
+  // A body the app could not read (413, a client gone) decides the answer, whatever the app
+  // made of it: frameworks turn such errors into their own 500.
+  if (input?.failure !== undefined) throw input.failure;
+  // The server writes the 101 for an upgraded request; nothing of the app's goes out.
+  if (isUpgradeResponse(response)) return [];
+  const fixed = fixedResponse(response);
+  if (fixed !== null) {
+    startResponse(statusLineOf(response), fixed.headers);
+    return [fixed.body];
+  }
+  startResponse(statusLineOf(response), [...responseHeaders(response.headers)]);
+  return bodyOf(response, environ["tsgi.server.signal"] as SignalSource | undefined);
 }
 
 /**
