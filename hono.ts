@@ -4,14 +4,15 @@
 
 import { defineWebSocketHelper, type UpgradeWebSocket, WSContext } from "npm:hono@4/ws";
 import { upgradeWebSocket as upgradeRequest } from "./src/app/websocket.ts";
+import { hasToken, offeredProtocols } from "./src/http/websocket_handshake.ts";
 import type { ServerWebSocket } from "./src/server/websocket.ts";
 
 export const upgradeWebSocket: UpgradeWebSocket<ServerWebSocket> = defineWebSocketHelper<
   ServerWebSocket
 >((c, events, options) => {
-  if (!/\bwebsocket\b/i.test(c.req.header("upgrade") ?? "")) return;
+  if (!hasToken(c.req.header("upgrade"), "websocket")) return;
   // The first subprotocol the client offers is answered, as hono/deno does.
-  const offered = c.req.header("sec-websocket-protocol")?.split(",")[0]?.trim();
+  const offered = offeredProtocols((name) => c.req.header(name))[0];
   const { socket, response } = upgradeRequest(c.req.raw, {
     ...(offered ? { protocol: offered } : {}),
     ...(options as Record<string, unknown> | undefined),

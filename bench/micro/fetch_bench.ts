@@ -1,17 +1,15 @@
 // The fetch adapter (src/app/fetch/to_tsgi.ts) step by step: what each part of serving a fetch
-// app costs, in isolation and through the whole engine over a fake socket, and what the
-// prototypes below (not in src/) would save. See docs/performance.md, "Fetch apps: where the
-// time goes".
+// app costs, in isolation and through the whole engine over a fake socket, and what prototype C
+// below (not in src/) would save. See docs/performance.md, "Fetch apps: where the time goes".
 //
 //   deno bench -A bench/micro/fetch_bench.ts
 //
-// The prototypes are exported so that a wrk run can serve them (see the doc section).
+// The prototype is exported so that a wrk run can serve it (see the doc section).
 
 import { Connection } from "../../src/server/connection.ts";
 import { requestFromEnviron, toTsgiApp } from "../../src/app/fetch/to_tsgi.ts";
-import { isUpgradeResponse } from "../../src/app/websocket.ts";
 import { reasonPhrase } from "../../src/http/errors.ts";
-import type { App, Chunk, Environ, StartResponse } from "../../src/tsgi/types.ts";
+import type { App, Environ, StartResponse } from "../../src/tsgi/types.ts";
 import {
   CONNECTION_INFO,
   engineFor,
@@ -27,120 +25,7 @@ const helloAsync = (_request: Request): Promise<Response> =>
   Promise.resolve(new Response("Hello, World!"));
 
 // ---------------------------------------------------------------------------------------------
-// Prototypes (scratch copies of to_tsgi.ts's pieces; src/ is unchanged).
-
-interface FixedMarks {
-  status: symbol;
-  body: symbol;
-  headerKind: symbol;
-  contentType: symbol;
-  consumed: symbol;
-}
-let fixedMarks: FixedMarks | null | undefined;
-const TEXT_HEADERS: [string, string][] = [["content-type", "text/plain;charset=UTF-8"]];
-
-/** to_tsgi.ts's fixedResponse; `shared` returns one frozen header list for the text kind. */
-function fixedResponse(
-  response: Response,
-  shared = false,
-): { headers: [string, string][]; body: Chunk } | null {
-  if (fixedMarks === undefined) {
-    const byName = new Map<string, symbol>();
-    for (const s of Object.getOwnPropertySymbols(response)) {
-      if (s.description) byName.set(s.description, s);
-    }
-    const m = {
-      status: byName.get("serve fast status"),
-      body: byName.get("serve fast body"),
-      headerKind: byName.get("serve fast header kind"),
-      contentType: byName.get("serve fast content type"),
-      consumed: byName.get("serve fast consumed"),
-    };
-    fixedMarks = Object.values(m).every((v) => v) ? m as FixedMarks : null;
-  }
-  if (fixedMarks === null) return null;
-  const marked = response as unknown as Record<symbol, unknown>;
-  const status = marked[fixedMarks.status];
-  const body = marked[fixedMarks.body];
-  if (status !== response.status || marked[fixedMarks.consumed] !== false) return null;
-  if (typeof body !== "string" && !(body instanceof Uint8Array)) return null;
-  const kind = marked[fixedMarks.headerKind];
-  if (kind === 0) return { headers: [], body };
-  if (kind === 1) {
-    return {
-      headers: shared ? TEXT_HEADERS : [["content-type", "text/plain;charset=UTF-8"]],
-      body,
-    };
-  }
-  const contentType = marked[fixedMarks.contentType];
-  if (kind === 2 && typeof contentType === "string") {
-    return { headers: [["content-type", contentType]], body };
-  }
-  return null;
-}
-
-const STATUS_LINES = new Map<number, string>();
-function statusLineOf(response: Response): string {
-  const text = response.statusText;
-  if (text === "") {
-    let line = STATUS_LINES.get(response.status);
-    if (line === undefined) {
-      STATUS_LINES.set(
-        response.status,
-        line = `${response.status} ${reasonPhrase(response.status)}`,
-      );
-    }
-    return line;
-  }
-  return `${response.status} ${text}`;
-}
-
-/**
- * Prototype A: when the handler returns a Response (not a promise) with a fixed body, answer
- * synchronously, so the engine's sync path (coalesced writes, no promise) serves it. Anything
- * else falls back to the real adapter, given the Response already made.
- */
-export function syncFirstTsgiApp(handler: (r: Request) => Response | Promise<Response>): App {
-  let pending: Response | Promise<Response> | null = null;
-  const slow = toTsgiApp((_request) => pending!);
-  return (environ: Environ, startResponse: StartResponse) => {
-    const method = environ.REQUEST_METHOD;
-    const bodiless = method === "GET" || method === "HEAD";
-    if (!bodiless || environ["tsgi.server.websocket"] !== undefined) {
-      return toTsgiApp(handler)(environ, startResponse);
-    }
-    const request = requestFromEnviron(environ);
-    const response = handler(request);
-    if (!(response instanceof Promise) && !isUpgradeResponse(response)) {
-      const fixed = fixedResponse(response, true);
-      if (fixed !== null) {
-        startResponse(statusLineOf(response), fixed.headers);
-        return [fixed.body];
-      }
-    }
-    // The real adapter, with the handler's answer (it builds a second Request: a prototype).
-    pending = response;
-    return slow(environ, startResponse);
-  };
-}
-
-/** Prototype B: A, and the async wrapper when the promise settles: a Response in one tick. */
-export function protoAsyncTsgiApp(handler: (r: Request) => Response | Promise<Response>): App {
-  return (environ: Environ, startResponse: StartResponse) => {
-    const request = requestFromEnviron(environ);
-    const response = handler(request);
-    if (response instanceof Promise) {
-      return response.then((r) => {
-        const fixed = fixedResponse(r, true)!;
-        startResponse(statusLineOf(r), fixed.headers);
-        return [fixed.body];
-      });
-    }
-    const fixed = fixedResponse(response, true)!;
-    startResponse(statusLineOf(response), fixed.headers);
-    return [fixed.body];
-  };
-}
+// Prototype C (not in src/; A, the sync answer, is in to_tsgi.ts since cc44b67).
 
 /**
  * Prototype C: a Request built as Deno.serve builds its own (fromInnerRequest): branded, with an
@@ -275,9 +160,6 @@ Deno.bench("Request: object of the same fields (no Request)", { group: "request"
 Deno.bench("Response: new Response(text)", { group: "response", baseline: true }, () => {
   sink = new Response("Hello, World!");
 });
-Deno.bench("Response: fixedResponse(new Response(text))", { group: "response" }, () => {
-  sink = fixedResponse(new Response("Hello, World!"));
-});
 Deno.bench("Response: new Response(text) + status + statusLine", { group: "response" }, () => {
   const r = new Response("Hello, World!");
   sink = `${r.status} ${r.statusText || reasonPhrase(r.status)}`;
@@ -312,16 +194,12 @@ Deno.bench("Response: await of a resolved promise", { group: "response" }, async
 
 const adapter = toTsgiApp(hello);
 const adapterAsync = toTsgiApp(helloAsync);
-const syncFirst = syncFirstTsgiApp(hello);
 
-Deno.bench("adapter: toTsgiApp(hello) per call", { group: "adapter", baseline: true }, async () => {
-  sink = await adapter(environ, noop);
+Deno.bench("adapter: toTsgiApp(hello) per call", { group: "adapter", baseline: true }, () => {
+  sink = adapter(environ, noop);
 });
 Deno.bench("adapter: toTsgiApp(async hello) per call", { group: "adapter" }, async () => {
   sink = await adapterAsync(environ, noop);
-});
-Deno.bench("adapter: prototype A, sync answer", { group: "adapter" }, () => {
-  sink = syncFirst(environ, noop);
 });
 Deno.bench("adapter: TSGI hello app (reference)", { group: "adapter" }, () => {
   sink = helloApp(environ, noop);
@@ -334,8 +212,6 @@ const engines: [string, App][] = [
   ["TSGI hello app", helloApp],
   ["toTsgiApp(hello)", toTsgiApp(hello)],
   ["toTsgiApp(async hello)", toTsgiApp(helloAsync)],
-  ["prototype A (sync answer)", syncFirstTsgiApp(hello)],
-  ["prototype B (promise, one tick)", protoAsyncTsgiApp(helloAsync)],
 ];
 for (const [name, app] of engines) {
   const engine = engineFor(app);

@@ -4,8 +4,8 @@
 // effect is not the project's, this process replaces itself (execv through FFI, the same PID, so
 // a supervisor or systemd sees nothing) with the same command plus `--config ./deno.json`.
 
-import { openLibc } from "../server/libc.ts";
-import { runFlagsOf } from "../process/runtime_flags.ts";
+import { type Libc, openLibc } from "../server/libc.ts";
+import { ownCommandLine, runFlagsOf } from "../process/runtime_flags.ts";
 
 const TSGI_CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 /** Where `deno install` keeps its copy of the installed program's config: …/bin/.NAME/. */
@@ -61,33 +61,30 @@ function isTsgiOwn(config: string, project: string): boolean {
  */
 export function useProjectConfig(): string {
   if (Deno.build.standalone) return "";
-  let argv: string[];
   let project: string | null;
   try {
     project = projectConfig(Deno.cwd());
-    if (project === null) return "";
-    argv = Deno.readTextFileSync("/proc/self/cmdline").split("\0").slice(0, -1);
   } catch {
     return "";
   }
+  const argv = project === null ? null : ownCommandLine();
+  if (project === null || argv === null) return "";
   const next = withProjectConfig(argv, project);
   if (next === null) return "";
   const c = openLibc();
   if (c === null) return `${project} is not used: run deno with --config ${project}`;
-  execv(Deno.execPath(), next);
+  execv(c, Deno.execPath(), next);
   return `${project} is not used (exec failed): run deno with --config ${project}`;
 }
 
-function execv(path: string, argv: string[]): void {
-  const lib = Deno.dlopen("libc.so.6", {
-    execv: { parameters: ["buffer", "buffer"], result: "i32" },
-  });
+/** execv(3): returns only when it failed. */
+function execv(c: Libc, path: string, argv: string[]): void {
   const encoder = new TextEncoder();
   const strings = argv.map((arg) => encoder.encode(arg + "\0"));
+  // A NULL-terminated array of pointers; `strings` keeps the bytes alive through the call.
   const pointers = new BigUint64Array(strings.length + 1);
   strings.forEach((s, i) => {
     pointers[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s)));
   });
-  lib.symbols.execv(encoder.encode(path + "\0"), pointers);
-  lib.close();
+  c.execv(encoder.encode(path + "\0"), pointers);
 }

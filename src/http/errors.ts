@@ -4,11 +4,14 @@
 /** A protocol error caused by the client: its status and a short reason safe to send. */
 export class HttpError extends Error {
   readonly status: number;
+  /** Header lines the answer must carry besides the server's own ("Name: value\r\n" each). */
+  readonly headerLines: string;
 
-  constructor(status: number, reason: string) {
+  constructor(status: number, reason: string, headerLines = "") {
     super(reason);
     this.name = "HttpError";
     this.status = status;
+    this.headerLines = headerLines;
   }
 }
 

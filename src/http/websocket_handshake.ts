@@ -10,10 +10,10 @@ const BASE64_OF_16_BYTES = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
 /** A request's fields, by lower-case name (repeated fields joined with ", "). */
 export type FieldOf = (name: string) => string | undefined;
 
-/** A refused upgrade that must say which version is spoken (426, §4.4). */
+/** A refused upgrade, saying which version is spoken (426, §4.4). */
 export class VersionError extends HttpError {
   constructor() {
-    super(426, "WebSocket version 13 only");
+    super(426, "WebSocket version 13 only", "Sec-WebSocket-Version: 13\r\n");
     this.name = "VersionError";
   }
 }

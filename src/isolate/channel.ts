@@ -150,14 +150,16 @@ function closeQuietly(resource: { close(): void }): void {
  */
 export function connectionSource(connection: Promise<Deno.UnixConn | null>): ByteSource {
   let closed = false;
+  // One buffer for every read, and a copy of what came: a child sending a byte at a time must
+  // not make each byte hold a buffer of its own.
+  const buf = new Uint8Array(BODY_FRAME_MAX + 5);
   return {
     async read() {
       const conn = await connection;
       if (conn === null || closed) return null;
-      const buf = new Uint8Array(BODY_FRAME_MAX + 5);
       try {
         const n = await conn.read(buf);
-        return n === null ? null : buf.subarray(0, n);
+        return n === null ? null : buf.slice(0, n);
       } catch (error) {
         // A child that dies with bytes of ours unread resets the connection: that is its end.
         if (error instanceof Deno.errors.ConnectionReset || closed) return null;

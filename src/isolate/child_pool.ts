@@ -316,7 +316,7 @@ export class ChildPool {
       child.process.stderr,
       (line) => {
         if (HEAP_EXHAUSTED.test(line)) child.outOfMemory = true;
-        this.#log.error(prefix + line);
+        this.#log.error(prefix + escapeLogField(line));
       },
       child.exited,
       OUTPUT_DRAIN_MS,

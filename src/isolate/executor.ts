@@ -211,8 +211,9 @@ class Exchange {
     await this.#child.writer.write(encodeJson(FRAME.REQUEST_HEAD, head)).catch(() => {});
     const frame = await this.#next();
     if (frame?.type === FRAME.RESPONSE_HEAD) {
-      const { status, headers } = decodeJson<ResponseHeadFrame>(frame);
       try {
+        // Inside the try: a child that sends a head that is not JSON is refused, and settled.
+        const { status, headers } = decodeJson<ResponseHeadFrame>(frame);
         startResponse(status, headers);
       } catch (error) {
         // The engine answers 500 for it, as it would in this process.

@@ -17,7 +17,7 @@ export const WORKER_ENV = {
   control: "TSGI_CONTROL",
 } as const;
 
-/** A worker's message to its master, one JSON object per line on the worker's stdout. */
+/** A worker's message to its master, one JSON object per line on the control socket. */
 export type ControlMessage =
   /** The first message on a control connection: which worker speaks. */
   | { t: "hello"; id: number }

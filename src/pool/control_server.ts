@@ -11,15 +11,14 @@ export interface ControlHandlers {
   closed(id: number): void;
 }
 
-/** After a worker exits, how long its control connection may stay open (held by a child). */
-const DRAIN_MS = 1000;
-
 export class ControlServer {
   readonly path: string;
   readonly #dir: string;
   readonly #listener: Deno.Listener;
   readonly #handlers: ControlHandlers;
   readonly #accepting: Promise<void>;
+  /** The workers with a connection open. */
+  readonly #speaking = new Set<number>();
 
   private constructor(dir: string, handlers: ControlHandlers) {
     this.#dir = dir;
@@ -60,12 +59,18 @@ export class ControlServer {
       const message = parseMessage(line);
       if (message === null) return;
       if (id < 0) {
-        if (message.t !== "hello") return;
+        // One connection speaks for a worker: a second hello for it is not believed.
+        if (message.t !== "hello" || this.#speaking.has(message.id)) return;
         id = message.id;
+        this.#speaking.add(id);
       }
       this.#handlers.message(id, message);
     };
-    await relayLines(conn.readable, onLine, new Promise(() => {}), DRAIN_MS);
-    if (id >= 0) this.#handlers.closed(id);
+    // Its end is the connection's own: the worker's exit closes it.
+    await relayLines(conn.readable, onLine);
+    if (id >= 0) {
+      this.#speaking.delete(id);
+      this.#handlers.closed(id);
+    }
   }
 }

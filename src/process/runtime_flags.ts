@@ -49,17 +49,25 @@ export function runFlagsOf(argv: string[]): string[] | null {
 let cached: string[] | null | undefined;
 
 /**
+ * This process's whole command line (the binary, its subcommand, flags, module, arguments);
+ * null where it cannot be read (not Linux, no read permission on /proc).
+ */
+export function ownCommandLine(): string[] | null {
+  try {
+    // NUL-terminated arguments: the last split piece is the empty one after the last NUL.
+    return Deno.readTextFileSync("/proc/self/cmdline").split("\0").slice(0, -1);
+  } catch {
+    return null;
+  }
+}
+
+/**
  * This process's `deno run` flags; null where they cannot be read (not Linux, no read
  * permission on /proc, a compiled binary or another subcommand). Read once.
  */
 export function ownRunFlags(): string[] | null {
   if (cached !== undefined) return cached;
-  cached = null;
-  try {
-    const raw = Deno.readTextFileSync("/proc/self/cmdline");
-    cached = runFlagsOf(raw.split("\0").filter((s, i, all) => i < all.length - 1 || s !== ""));
-  } catch {
-    // Not Linux, or no permission to read /proc.
-  }
+  const argv = ownCommandLine();
+  cached = argv === null ? null : runFlagsOf(argv);
   return cached;
 }

@@ -26,7 +26,6 @@ import {
   ResponseWriter,
 } from "./response.ts";
 import type { App, Body, Environ } from "../tsgi/types.ts";
-import { VersionError } from "../http/websocket_handshake.ts";
 import {
   type AcceptedUpgrade,
   asksForWebSocket,
@@ -798,10 +797,9 @@ export class Connection implements ClosePolicy {
     } else log.error(`App raised an exception (${this.#requestLine()})`, error);
     // A body error means the stream is out of step; after our own 500 it is still in step.
     const closeAfter = error instanceof HttpError;
-    // RFC 6455 §4.4: a refused version says which one is spoken.
-    const extra = error instanceof VersionError ? "Sec-WebSocket-Version: 13\r\n" : "";
     this.#lingering ||= closeAfter && !(error instanceof BodyTimeoutError);
-    if (response.writeErrorResponse(status, closeAfter, extra)) return undefined;
+    const headerLines = error instanceof HttpError ? error.headerLines : "";
+    if (response.writeErrorResponse(status, closeAfter, headerLines)) return undefined;
     log.error(`Response aborted: the app failed after its head was sent (${this.#requestLine()})`);
     response.keepAlive = false;
     return this.#abortResponse();

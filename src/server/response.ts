@@ -417,7 +417,7 @@ export class ResponseWriter {
    * its error carries) with a generic body. Returns false when the head had already gone out,
    * in which case the only honest thing left is to abort the connection.
    */
-  writeErrorResponse(status: number, closeAfter: boolean, extraLine = ""): boolean {
+  writeErrorResponse(status: number, closeAfter: boolean, headerLines = ""): boolean {
     if (this.#headSent) return false;
     const reason = reasonPhrase(status);
     const body = reason + "\n";
@@ -425,7 +425,7 @@ export class ResponseWriter {
     this.#out.appendLatin1(
       `HTTP/1.1 ${status} ${reason}\r\nDate: ${httpDate()}\r\n` +
         `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n` +
-        extraLine + (this.keepAlive ? this.#keepAliveText() : "Connection: close\r\n") + "\r\n" +
+        headerLines + (this.keepAlive ? this.#keepAliveText() : "Connection: close\r\n") + "\r\n" +
         (this.#method === "HEAD" ? "" : body),
     );
     this.#headSent = true;

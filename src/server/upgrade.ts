@@ -11,6 +11,7 @@ import {
   offeredProtocols,
 } from "../http/websocket_handshake.ts";
 import type { RequestHead } from "../http/parser.ts";
+import { requestAuthority } from "../tsgi/environ.ts";
 import type { Environ } from "../tsgi/types.ts";
 import { ServerWebSocket } from "./websocket.ts";
 
@@ -78,7 +79,8 @@ export async function switchingProtocols(upgrade: AcceptedUpgrade): Promise<Uint
 
 function urlOf(environ: Environ): string {
   const scheme = environ["tsgi.url_scheme"] === "https" ? "wss" : "ws";
-  const host = (environ.HTTP_HOST as string | undefined) ||
-    `${environ.SERVER_NAME}:${environ.SERVER_PORT}`;
-  return `${scheme}://${host}${environ.RAW_URI}`;
+  // An absolute-form target (`GET http://host/path`) gives its path and query only.
+  const raw = environ.RAW_URI;
+  const target = raw.startsWith("/") ? raw : raw.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, "");
+  return `${scheme}://${requestAuthority(environ)}${target || "/"}`;
 }

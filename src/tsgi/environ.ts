@@ -130,3 +130,15 @@ export function percentDecodePath(raw: string): string | HttpError {
     return new HttpError(400, "Path is not valid UTF-8");
   }
 }
+
+/**
+ * The authority a request was made to, for building its URL: its Host, else the server's
+ * address. An empty Host (legal, RFC 9110 §7.2) must not leave "http:///…": a URL parser would
+ * take the path's first segment for the host.
+ */
+export function requestAuthority(environ: Environ): string {
+  const host = environ.HTTP_HOST as string | undefined;
+  if (host) return host;
+  const name = environ.SERVER_NAME;
+  return `${name.includes(":") ? `[${name}]` : name}:${environ.SERVER_PORT}`;
+}

@@ -4,7 +4,7 @@
 // The other direction, TSGI app -> fetch handler, is fetch_handler.ts.
 
 import { HttpError, reasonPhrase } from "../../http/errors.ts";
-import { percentDecodePath } from "../../tsgi/environ.ts";
+import { percentDecodePath, requestAuthority } from "../../tsgi/environ.ts";
 import { headerNameOf } from "../../http/field_names.ts";
 import { isUpgradeResponse, rememberEnviron } from "../websocket.ts";
 import type {
@@ -160,16 +160,7 @@ function headersOf(environ: Environ): Record<string, string> {
 
 /** scheme://host/path?query, the path being SCRIPT_NAME + PATH_INFO. */
 function urlOf(environ: Environ): string {
-  const scheme = environ["tsgi.url_scheme"];
-  // An empty Host (legal, RFC 9110 §7.2) must not leave "http:///…": the URL parser would
-  // take the path's first segment for the host.
-  const host = (environ.HTTP_HOST as string | undefined) || serverAuthority(environ);
-  return `${scheme}://${host}${targetOf(environ)}`;
-}
-
-function serverAuthority(environ: Environ): string {
-  const name = environ.SERVER_NAME;
-  return `${name.includes(":") ? `[${name}]` : name}:${environ.SERVER_PORT}`;
+  return `${environ["tsgi.url_scheme"]}://${requestAuthority(environ)}${targetOf(environ)}`;
 }
 
 /**
