@@ -18,6 +18,7 @@ import { BootFailures } from "../process/backoff.ts";
 import { describeExit } from "../process/exit_status.ts";
 import { relayLines } from "../process/line_relay.ts";
 import { signalGroup } from "../process/process_group.ts";
+import type { GroupGuard } from "../process/group_guard.ts";
 import { type ErrorLog, escapeLogField } from "../server/log.ts";
 
 /** How the pool starts and bounds its children. */
@@ -139,6 +140,7 @@ export class ChildPool {
   readonly #channel: ChannelListener;
   readonly #command: ChildCommand;
   readonly #cgroups: CgroupParent | null;
+  readonly #guard: GroupGuard | null;
   readonly #memoryBytes: number;
   /** Whether children get their session from Deno (no setsid to start them through). */
   readonly #detached: boolean;
@@ -173,6 +175,7 @@ export class ChildPool {
     for (const warning of held.warnings) this.#log.warning(warning);
     this.#detached = held.detached;
     this.#cgroups = held.cgroups;
+    this.#guard = held.guard;
     this.#channel = new ChannelListener();
     try {
       this.#command = childCommand({
@@ -189,6 +192,7 @@ export class ChildPool {
     } catch (error) {
       this.#channel.close();
       this.#cgroups?.close();
+      this.#guard?.close();
       throw error;
     }
     if (this.#command.notNarrowed !== null) {
@@ -266,6 +270,7 @@ export class ChildPool {
       return false;
     }
     const child = new Child(process, expected.connection);
+    this.#guard?.add(child.pid);
     this.#alive.add(child);
     const cgroup = this.#enterCgroup(child);
     // START once it is connected and in its cgroup: it imports the app only then.
@@ -335,6 +340,7 @@ export class ChildPool {
   ): Promise<Deno.CommandStatus> {
     expected.forget();
     signalGroup(child.pid, "SIGKILL");
+    this.#guard?.remove(child.pid);
     this.#reaped(child, status);
     if (cgroup !== null && await cgroup.end(status.signal === "SIGKILL")) {
       child.outOfMemory = true;
@@ -431,5 +437,6 @@ export class ChildPool {
     await Promise.all(this.#ending);
     this.#channel.close();
     this.#cgroups?.close();
+    await this.#guard?.close();
   }
 }

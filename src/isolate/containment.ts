@@ -1,12 +1,14 @@
 // What holds every child of a pool beyond its permissions, set up once per pool: the words its
-// command starts with (setsid: a session of its own; setpriv: death with the master) and the
-// memory cgroups its children go in. Each part that cannot be had here is a warning, saying
+// command starts with (setsid: a session of its own; setpriv: death with the master), the
+// memory cgroups its children go in, and the guard that kills what they started if the master
+// is killed. Each part that cannot be had here is a warning, saying
 // what is weaker for it; the pool still runs.
 
 import { type CgroupParent, openMemoryCgroups } from "./memory_cgroup.ts";
 import { allowed, type PermissionFlag } from "./permission_set.ts";
 import { deathSignalPrefix } from "../process/death_signal.ts";
 import { ownSessionPrefix } from "../process/own_session.ts";
+import { type GroupGuard, startGroupGuard } from "../process/group_guard.ts";
 
 export interface Containment {
   /** Before the child's command: setsid, then setpriv --pdeathsig SIGKILL, where found. */
@@ -15,6 +17,8 @@ export interface Containment {
   detached: boolean;
   /** Where the children's memory cgroups are made; null without a cap or without cgroups. */
   cgroups: CgroupParent | null;
+  /** Kills the children's process groups when the master dies; null where it cannot run. */
+  guard: GroupGuard | null;
   /** One line for each weaker part, for the log. */
   warnings: string[];
 }
@@ -52,5 +56,18 @@ export function containment(options: ContainmentOptions): Containment {
       );
     }
   }
-  return { prefix, detached: session === null, cgroups, warnings };
+  const guard = startGroupGuard();
+  if ("missing" in guard) {
+    warnings.push(
+      `No guard for children's process groups: ${guard.missing}; what a child starts ` +
+        "outlives a master killed with SIGKILL",
+    );
+  }
+  return {
+    prefix,
+    detached: session === null,
+    cgroups,
+    guard: "missing" in guard ? null : guard,
+    warnings,
+  };
 }

@@ -5,8 +5,15 @@
 // same thing goes through. The master serves on afterwards every time.
 
 import assert from "node:assert/strict";
-import { childrenOf, procStat, spawnLogged, waitForListen, waitUntil } from "../support/process.ts";
-import { ISOLATE_FLAGS, ROOT } from "../support/pool.ts";
+import {
+  childrenOf,
+  exited,
+  procStat,
+  spawnLogged,
+  waitForListen,
+  waitUntil,
+} from "../support/process.ts";
+import { isGroupGuard, ISOLATE_FLAGS, ROOT } from "../support/pool.ts";
 
 const APP = "tests/fixtures/isolate_hostile.ts";
 /** A variable of the master's environment that no child is given unless it is listed. */
@@ -97,7 +104,7 @@ function serveModule(): { url: string; port: number; close(): Promise<void> } {
 
 /** The names in a spare child's /proc/PID/environ. */
 function childEnvironmentNames(master: Master): string[] {
-  for (const child of childrenOf(master.child.pid)) {
+  for (const child of childrenOf(master.child.pid).filter((p) => !isGroupGuard(p))) {
     try {
       const raw = Deno.readTextFileSync(`/proc/${child.pid}/environ`);
       return raw.split("\0").filter((v) => v !== "").map((v) => v.split("=")[0]).sort();
@@ -307,6 +314,29 @@ Deno.test("a busy child dies with its master, even when the master is killed wit
     }
   } catch (error) {
     master.child.kill("SIGKILL");
+    throw new Error(`${error}\n--- master log ---\n${master.log().slice(-3000)}`);
+  }
+});
+
+Deno.test("what a busy child started dies with a master killed with SIGKILL (--allow-run)", async () => {
+  const master = await startMaster(["--allow-run=sleep"]);
+  let sleepers: number[] = [];
+  try {
+    const busy = get(master.port, "/sleeper-then-busy").catch(() => null);
+    const grandchildren = () =>
+      childrenOf(master.child.pid).flatMap((child) => childrenOf(child.pid))
+        .filter((p) => p.comm === "sleep").map((p) => p.pid);
+    await waitUntil("the busy child has started sleep", () => grandchildren().length > 0);
+    sleepers = grandchildren();
+    master.child.kill("SIGKILL");
+    await master.child.status;
+    await busy;
+    for (const pid of sleepers) {
+      await waitUntil(`sleep ${pid} is gone`, () => exited(pid), 5000);
+    }
+  } catch (error) {
+    master.child.kill("SIGKILL");
+    for (const pid of sleepers) Deno.kill(pid, "SIGKILL");
     throw new Error(`${error}\n--- master log ---\n${master.log().slice(-3000)}`);
   }
 });

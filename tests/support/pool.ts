@@ -5,7 +5,15 @@
 
 import assert from "node:assert/strict";
 import { fromFileUrl } from "./paths.ts";
-import { childrenOf, exited, fdCount, spawnLogged, waitForListen, waitUntil } from "./process.ts";
+import {
+  childrenOf,
+  exited,
+  fdCount,
+  type Proc,
+  spawnLogged,
+  waitForListen,
+  waitUntil,
+} from "./process.ts";
 import { parseResponses } from "./server.ts";
 
 export const MAIN = fromFileUrl(new URL("../../main.ts", import.meta.url));
@@ -112,8 +120,14 @@ export async function waitForWorkers(
   deadlineMs = 15_000,
   what = `${n} worker(s) are ready`,
 ): Promise<number[]> {
-  await waitUntil(what, () => childrenOf(master).length === n && ready().length === n, deadlineMs);
+  const serving = () => childrenOf(master).filter((p) => !isGroupGuard(p));
+  await waitUntil(what, () => serving().length === n && ready().length === n, deadlineMs);
   return ready();
+}
+
+/** An isolating master's group guard (src/process/group_guard.ts), a child that serves nothing. */
+export function isGroupGuard(proc: Proc): boolean {
+  return proc.comm === "sh";
 }
 
 /** Waits until the master has exactly `n` children, all of them ready, none a zombie. */

@@ -146,6 +146,8 @@ export interface Proc {
   ppid: number;
   /** R, S, D, Z, … as in proc(5). */
   state: string;
+  /** The program's name, as the kernel keeps it (at most 15 bytes). */
+  comm: string;
 }
 
 /** /proc/PID/stat, or null when the process is gone. */
@@ -157,8 +159,10 @@ export function procStat(pid: number): Proc | null {
     return null;
   }
   // "pid (comm) state ppid …": comm may hold spaces and parentheses.
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return { pid, state: fields[0], ppid: Number(fields[1]) };
+  const close = text.lastIndexOf(")");
+  const fields = text.slice(close + 2).split(" ");
+  const comm = text.slice(text.indexOf("(") + 1, close);
+  return { pid, state: fields[0], ppid: Number(fields[1]), comm };
 }
 
 /** Every process whose parent is `pid`, zombies included: a scan of /proc/N/stat. */
