@@ -4,7 +4,7 @@
 
 import { relative, sep as SEP } from "node:path";
 import { parseArgs } from "node:util";
-import { AppLoadError, loadApp, parseAppSpec, preloadApp } from "../app/loader.ts";
+import { AppLoadError, loadApp, type LoadedApp, parseAppSpec, preloadApp } from "../app/loader.ts";
 import { findDenoJsonConfig, formatConfig, loadConfigFile } from "./config_file.ts";
 import { permissionFlagsAsSetting } from "./permissions.ts";
 import { type IsolatedApp, isolatedApp } from "../isolate/executor.ts";
@@ -19,7 +19,18 @@ import { ErrorLog } from "../server/log.ts";
 import { runMaster } from "../pool/master.ts";
 import { setEntryModule } from "../process/reexec.ts";
 import { watchedFolder, watchSources } from "./reload.ts";
-import { loadTls, serve, urlOf } from "../server/serve.ts";
+import { listen, loadTls, urlOf } from "../server/serve.ts";
+import { narrowThisProcess } from "./narrow.ts";
+import {
+  dropSetUpGrants,
+  serverSetUpGrants,
+  type SetUpGrants,
+  startedNarrowed,
+  takeNarrowedGrants,
+  widenedGrantsLine,
+} from "../process/least_privilege.ts";
+import { parsePermissionFlags, type PermissionFlag } from "../process/permission_set.ts";
+import { absoluteAppPath } from "../process/app_location.ts";
 import {
   assignSetting,
   type Config,
@@ -216,7 +227,8 @@ export interface MainOptions {
  * ```
  */
 export async function main(args: string[], options: MainOptions = {}): Promise<number> {
-  const missing = missingPermissionsLine(false);
+  // A process started narrowed has only what it needs; its first self checked the rest.
+  const missing = startedNarrowed() ? "" : missingPermissionsLine(false);
   if (missing !== "") {
     console.error(`tsgi: ${missing}`);
     return 2;
@@ -252,7 +264,13 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
     return usageError(new ConfigError("missing APP (e.g. apps/hello.ts)"));
   }
   if (command.action === "check-config") return await checkConfig(command.app, command);
-  return await serveCommand(command.app, command.config, args, options.app !== undefined);
+  return await serveCommand(
+    command.app,
+    command.config,
+    args,
+    options.app !== undefined,
+    command.source,
+  );
 }
 
 function usageError(error: unknown, logLevel = "info"): number {
@@ -288,6 +306,7 @@ async function reloadCommand(
   config: Config,
   args: string[],
   builtIn: boolean,
+  configFile?: string,
 ): Promise<number> {
   if (builtIn) {
     return usageError(
@@ -307,6 +326,7 @@ async function reloadCommand(
   const cwd = Deno.cwd();
   const shown = (path: string) => path.startsWith(cwd + SEP) ? relative(cwd, path) : path;
   return await runMaster(spec, { ...config, workers: Math.max(1, config.workers) }, args, {
+    configFile,
     watch: (reload) => watchSources(folder, (path) => reload(`${shown(path)} changed`)),
   });
 }
@@ -316,23 +336,18 @@ async function serveCommand(
   config: Config,
   args: string[],
   builtIn: boolean,
+  configFile?: string,
 ): Promise<number> {
   // A pool: this process is its master, or one of its workers (docs/workers.md).
   const role = currentRole();
   if (role === "worker") return await runWorker(spec, config);
   // --isolate request: a child that serves one request for its master (docs/isolation.md).
   if (role === "child") return await runChild(spec, config);
-  if (config.isolate !== "request" && config.permissions.some((flag) => flag !== "none")) {
-    new ErrorLog(config.logLevel).warning(
-      "Permission flags after APP apply to isolated children only (--isolate request); this " +
-        "process and its workers keep the permissions deno was started with",
-    );
-  }
   const spawns = config.reload || config.workers > 0 || config.isolate === "request";
   if (spawns && missingPermissionsLine(true) !== "") {
     return usageError(new ConfigError(missingPermissionsLine(true)));
   }
-  if (config.reload) return await reloadCommand(spec, config, args, builtIn);
+  if (config.reload) return await reloadCommand(spec, config, args, builtIn, configFile);
   if (config.workers > 0 && config.isolate === "request") {
     return usageError(new ConfigError("--isolate request cannot be combined with --workers yet"));
   }
@@ -343,14 +358,22 @@ async function serveCommand(
     } catch (error) {
       return usageError(error);
     }
-    return await runMaster(spec, config, args);
+    return await runMaster(spec, config, args, { configFile });
   }
   const errorLog = new ErrorLog(config.logLevel);
-  let loaded;
-  try {
-    loaded = await loadApp(spec, config);
-  } catch (error) {
-    return usageError(error, config.logLevel);
+  // Permission flags: given back before the app is imported, so it is loaded after the bind.
+  const narrowed = config.isolate === "request" ? null : narrowedSetUp(spec, config, configFile);
+  if (narrowed !== null && "why" in narrowed) {
+    errorLog.warning(`Permission flags after APP are not applied: ${narrowed.why}`);
+  }
+  const dropGrants = narrowed !== null && "grants" in narrowed ? narrowed : null;
+  let loaded: LoadedApp | null = null;
+  if (dropGrants === null) {
+    try {
+      loaded = await loadApp(spec, config);
+    } catch (error) {
+      return usageError(error, config.logLevel);
+    }
   }
   // The app is loaded here too, so that a broken one is exit status 2 before any child runs.
   let isolated: IsolatedApp | null = null;
@@ -366,14 +389,14 @@ async function serveCommand(
   }
   // Started by a systemd .socket unit: its sockets are served, --bind is not (deploy.md).
   const activation = takeSystemdSockets();
-  let handle;
+  let bound;
   try {
     if (activation === null) {
       for (const bind of config.bind) if (isUnixBind(bind)) await clearStaleSocket(bind.path);
     }
     // --reuse-port is the pool's: a single process must not join another's SO_REUSEPORT group.
     const options = { ...config, reusePort: false, errorLog, inherited: activation?.fds };
-    handle = serve(isolated ?? loaded.app, options);
+    bound = listen(options);
   } catch (error) {
     await isolated?.close();
     if (error instanceof ConfigError) return usageError(error);
@@ -381,13 +404,43 @@ async function serveCommand(
     console.error(`tsgi: ${what}: ${error instanceof Error ? error.message : error}`);
     return 1;
   }
+  if (dropGrants !== null) {
+    await dropSetUpGrants(dropGrants.grants, dropGrants.user);
+    try {
+      loaded = await loadApp(spec, config);
+    } catch (error) {
+      await bound.close();
+      return usageError(error, config.logLevel);
+    }
+  }
+  const handle = bound.start(isolated ?? loaded!.app);
   const scheme = config.certfile === "" ? "http" : "https";
   for (const addr of handle.addrs) console.error(`Listening on ${urlOf(addr, scheme)}`);
   for (const path of handle.socketPaths) console.error(`Listening on unix:${path}`);
-  errorLog.debug(`Serving ${loaded.kind} app ${loaded.spec}`);
+  errorLog.debug(`Serving ${loaded!.kind} app ${loaded!.spec}`);
   await stopOnSignals(handle.shutdown, errorLog);
   await isolated?.close();
   return 0;
+}
+
+type NarrowedSetUp =
+  | { grants: SetUpGrants; user: PermissionFlag[] }
+  | { why: string };
+
+/**
+ * With permission flags after APP, a single process narrows itself: it returns the grants to
+ * give back when it runs narrowed already, else it starts itself again narrowed (and returns
+ * only when it cannot: why). Null without permission flags.
+ */
+function narrowedSetUp(spec: string, config: Config, configFile?: string): NarrowedSetUp | null {
+  const user = parsePermissionFlags(config.permissions);
+  if (user.length === 0) return null;
+  const given = takeNarrowedGrants();
+  if (given !== null) return { grants: given, user };
+  const widened = widenedGrantsLine(user);
+  if (widened !== null) new ErrorLog(config.logLevel).warning(widened);
+  const grants = serverSetUpGrants({ ...config, appPath: absoluteAppPath(spec), configFile });
+  return { why: narrowThisProcess(grants, user) };
 }
 
 /** Resolves once a signal has stopped the server; a second signal stops it at once. */

@@ -3,7 +3,7 @@
 // `--allow-read=/data`), which node's parseArgs cannot take. So they are set aside before it
 // runs, each as the value of the `permissions` setting, and checked like any other setting.
 
-import { isPermissionFlag } from "../isolate/permission_set.ts";
+import { isPermissionFlag } from "../process/permission_set.ts";
 
 /**
  * `args` with each Deno permission flag spelled as the `permissions` setting

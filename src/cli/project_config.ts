@@ -4,8 +4,8 @@
 // effect is not the project's, this process replaces itself (execv through FFI, the same PID, so
 // a supervisor or systemd sees nothing) with the same command plus `--config ./deno.json`.
 
-import { type Libc, openLibc } from "../server/libc.ts";
-import { ownCommandLine, runFlagsOf } from "../process/runtime_flags.ts";
+import { ownCommandLine, splitRunCommand } from "../process/runtime_flags.ts";
+import { replaceProcess } from "../process/reexec.ts";
 
 const TSGI_CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 /** Where `deno install` keeps its copy of the installed program's config: …/bin/.NAME/. */
@@ -28,9 +28,10 @@ export function projectConfig(cwd: string): string | null {
  * right already: given on purpose (another file), or the project's own.
  */
 export function withProjectConfig(argv: string[], project: string): string[] | null {
-  const flags = runFlagsOf(argv);
+  const split = splitRunCommand(argv);
+  const flags = split?.flags ?? null;
   // In tsgi's own folder, the config Deno found is the one it would get.
-  if (flags === null || project === TSGI_CONFIG) return null;
+  if (split === null || flags === null || project === TSGI_CONFIG) return null;
   const at = flags.findIndex((f) => f === "--config" || f === "-c" || /^--config=/.test(f));
   const given = at < 0
     ? null
@@ -46,8 +47,7 @@ export function withProjectConfig(argv: string[], project: string): string[] | n
     }
     if (flags[i] !== "--no-config") kept.push(flags[i]);
   }
-  const rest = argv.slice(2 + flags.length);
-  return [argv[0], "run", ...kept, "--config", project, ...rest];
+  return [argv[0], "run", ...kept, "--config", project, ...split.rest];
 }
 
 function isTsgiOwn(config: string, project: string): boolean {
@@ -71,20 +71,6 @@ export function useProjectConfig(): string {
   if (project === null || argv === null) return "";
   const next = withProjectConfig(argv, project);
   if (next === null) return "";
-  const c = openLibc();
-  if (c === null) return `${project} is not used: run deno with --config ${project}`;
-  execv(c, Deno.execPath(), next);
-  return `${project} is not used (exec failed): run deno with --config ${project}`;
-}
-
-/** execv(3): returns only when it failed. */
-function execv(c: Libc, path: string, argv: string[]): void {
-  const encoder = new TextEncoder();
-  const strings = argv.map((arg) => encoder.encode(arg + "\0"));
-  // A NULL-terminated array of pointers; `strings` keeps the bytes alive through the call.
-  const pointers = new BigUint64Array(strings.length + 1);
-  strings.forEach((s, i) => {
-    pointers[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s)));
-  });
-  c.execv(encoder.encode(path + "\0"), pointers);
+  const failed = replaceProcess(next);
+  return `${project} is not used (${failed}): run deno with --config ${project}`;
 }

@@ -9,7 +9,7 @@ import type { PoolSettings } from "../pool/config.ts";
 import { type Bind, BindError, formatBind, parseBind } from "../server/bind.ts";
 import { ConfigError, SERVER_DEFAULTS, type ServerConfig } from "../server/config.ts";
 import { TrustedProxies } from "../server/proxy.ts";
-import { NO_GRANTS, parsePermissionFlag, PermissionFlagError } from "../isolate/permission_set.ts";
+import { NO_GRANTS, parsePermissionFlag, PermissionFlagError } from "../process/permission_set.ts";
 
 export { ConfigError };
 
@@ -19,7 +19,7 @@ export interface Config extends ServerConfig, PoolSettings, Required<LoadOptions
   spares: number;
   maxChildren: number;
   maxQueue: number;
-  /** Deno permission flags for isolated children, as Deno spells them (`--allow-net=…`). */
+  /** Deno permission flags for the app, as Deno spells them (`--allow-net=…`). */
   permissions: string[];
   /** Most memory one isolated child may use, in bytes; 0: no cap. */
   isolateMemory: number;
@@ -485,12 +485,12 @@ const SETTINGS_BY_KEY: { [K in keyof Config]: Setting<K> } = {
     default: [NO_GRANTS],
     section: "isolation",
     multiple: true,
-    help: "With --isolate request: a Deno permission flag for the children, spelled as Deno " +
-      "spells it and written as it is after APP: --allow-read[=PATHS], --allow-write, " +
-      "--allow-net, --allow-env, --allow-run, --allow-sys, --allow-ffi, --allow-import (each " +
-      "=LIST or whole), the same with --deny-, or --allow-all. Children get read access to the " +
-      "app's folder and the module cache, plus exactly these (none: nothing more). In a config " +
-      "file, a list.",
+    help: "A Deno permission flag for the app, spelled as Deno spells it and written as it is " +
+      "after APP: --allow-read[=PATHS], --allow-write, --allow-net, --allow-env, --allow-run, " +
+      "--allow-sys, --allow-ffi, --allow-import (each =LIST or whole), the same with --deny-, " +
+      "or --allow-all. The app — isolated children, workers or the single process — gets read " +
+      "access to its folder and the module cache, plus exactly these (none: nothing more; " +
+      "without any flag, workers and a single process keep deno's own). In a config file, a list.",
     parse: (raws) => {
       if (raws.length > 1 && raws.includes(NO_GRANTS)) {
         throw new ConfigError(`"${NO_GRANTS}" stands alone: no permission flag beside it`);

@@ -12,7 +12,7 @@
 // DENO_V8_FLAGS (the heap cap), NO_COLOR where stderr is no terminal, PATH (Deno looks programs
 // up there, before it checks --allow-run), and the variables --allow-env names.
 
-import { parseAppSpec } from "../app/loader.ts";
+import { absoluteAppPath, denoDirectory, dirname } from "../process/app_location.ts";
 import type { ChildLoad } from "./frames.ts";
 import { CHILD_LOAD_ENV } from "./frames.ts";
 import {
@@ -21,7 +21,7 @@ import {
   type PermissionFlag,
   type PermissionKind,
   userCovers,
-} from "./permission_set.ts";
+} from "../process/permission_set.ts";
 import { selfCommand } from "../process/reexec.ts";
 import { roleEnv } from "../process/role.ts";
 import { ownRunFlags } from "../process/runtime_flags.ts";
@@ -211,28 +211,6 @@ function masterEnvAll(): Record<string, string> {
   }
 }
 
-/** The module cache the master used: DENO_DIR, else what `deno info` says, else the default. */
-function denoDirectory(): string | null {
-  const given = masterEnv("DENO_DIR");
-  if (given) return given;
-  if (!Deno.build.standalone) {
-    try {
-      const out = new Deno.Command(Deno.execPath(), {
-        args: ["info", "--json"],
-        stdin: "null",
-        stderr: "null",
-      }).outputSync();
-      const dir = JSON.parse(new TextDecoder().decode(out.stdout)).denoDir;
-      if (typeof dir === "string") return dir;
-    } catch {
-      // Fall through to the default.
-    }
-  }
-  const home = masterEnv("HOME");
-  const cache = masterEnv("XDG_CACHE_HOME") ?? (home ? `${home}/.cache` : null);
-  return cache === null ? null : `${cache}/deno`;
-}
-
 /**
  * The master's own `deno run` flags that say how code is found and run (config, import map,
  * lock file, unstable features), without its permissions, V8 flags or cache reloading: the
@@ -272,21 +250,6 @@ function findConfig(dir: string): string | null {
 }
 
 /** The app's file as an absolute path; null when it is not on disk. */
-function absoluteAppPath(spec: string): string | null {
-  const { path } = parseAppSpec(spec);
-  const absolute = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
-  try {
-    return Deno.statSync(absolute).isFile ? Deno.realPathSync(absolute) : null;
-  } catch {
-    return null;
-  }
-}
-
-function dirname(path: string): string {
-  const at = path.lastIndexOf("/");
-  return at <= 0 ? "/" : path.slice(0, at);
-}
-
 function encodePath(path: string): string {
   return path.replaceAll("%", "%25").replaceAll("#", "%23").replaceAll("?", "%3F");
 }

@@ -13,7 +13,7 @@ import { type ChildCommand, childCommand } from "./child_command.ts";
 import { encodeFrame, FRAME, type Frame, FrameReader, FrameWriter } from "./frames.ts";
 import { containment } from "./containment.ts";
 import type { CgroupParent, ChildCgroup } from "./memory_cgroup.ts";
-import { parsePermissionFlags } from "./permission_set.ts";
+import { parsePermissionFlags } from "../process/permission_set.ts";
 import { BootFailures } from "../process/backoff.ts";
 import { describeExit } from "../process/exit_status.ts";
 import { relayLines } from "../process/line_relay.ts";

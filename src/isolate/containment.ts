@@ -5,7 +5,7 @@
 // what is weaker for it; the pool still runs.
 
 import { type CgroupParent, openMemoryCgroups } from "./memory_cgroup.ts";
-import { allowed, type PermissionFlag } from "./permission_set.ts";
+import { allowed, type PermissionFlag } from "../process/permission_set.ts";
 import { deathSignalPrefix } from "../process/death_signal.ts";
 import { ownSessionPrefix } from "../process/own_session.ts";
 import { type GroupGuard, startGroupGuard } from "../process/group_guard.ts";

@@ -13,6 +13,12 @@ export interface PoolSettings {
   timeout: number;
   /** Workers bind with SO_REUSEPORT instead of sharing the master's sockets. */
   reusePort: boolean;
+  /**
+   * The app's Deno permission flags (`--allow-net=…`, after APP): workers start with them and
+   * their set-up's, and give the set-up's back before they import the app. Empty or ["none"]:
+   * workers keep the master's permissions.
+   */
+  permissions: string[];
 }
 
 /** What a master and its workers run with: serving, loading the app, and the pool's own. */

@@ -26,6 +26,14 @@ import { ErrorLog } from "../server/log.ts";
 import { BootFailures } from "../process/backoff.ts";
 import { describeExit } from "../process/exit_status.ts";
 import { selfCommand } from "../process/reexec.ts";
+import {
+  NARROWED_ENV,
+  narrowedRunFlags,
+  serverSetUpGrants,
+  widenedGrantsLine,
+} from "../process/least_privilege.ts";
+import { parsePermissionFlags } from "../process/permission_set.ts";
+import { absoluteAppPath } from "../process/app_location.ts";
 import { roleEnv } from "../process/role.ts";
 import { formatBind, isUnixBind } from "../server/bind.ts";
 import { takeSystemdSockets } from "../server/systemd.ts";
@@ -96,6 +104,8 @@ export interface MasterOptions {
    * the log); returns what stops the watching when the master stops (src/reload.ts).
    */
   watch?: (reload: (why: string) => void) => { close(): void };
+  /** The config file the command line was read from: narrowed workers read it too. */
+  configFile?: string;
 }
 
 /**
@@ -116,7 +126,7 @@ export async function runMaster(
     console.error(`tsgi: cannot listen: ${error instanceof Error ? error.message : error}`);
     return 1;
   }
-  const arbiter = new Arbiter(config, argv, listeners, log);
+  const arbiter = new Arbiter(config, argv, listeners, log, spec);
   log.info(
     `Master starting (pid ${Deno.pid}): ${config.workers} worker(s) serving ${spec}, ` +
       (listeners.mode === "shared" ? "sharing one accept queue" : "with SO_REUSEPORT"),
@@ -207,9 +217,12 @@ class Arbiter {
   readonly #config: PoolConfig;
   readonly #log: ErrorLog;
   readonly #listeners: PoolListeners;
-  readonly #command: string;
-  readonly #args: string[];
+  #command: string;
+  #args: string[];
   readonly #argv: string[];
+  readonly #spec: string;
+  /** With permission flags: the workers' set-up grants, as their environment carries them. */
+  #narrowed: string | null = null;
   #control: ControlServer | null = null;
   /** The master started by USR2, while it boots; the old one it replaces, when this is one. */
   #successor: Deno.ChildProcess | null = null;
@@ -235,7 +248,14 @@ class Arbiter {
   #announced = false;
   #exitCode = 0;
 
-  constructor(config: PoolConfig, argv: string[], listeners: PoolListeners, log: ErrorLog) {
+  constructor(
+    config: PoolConfig,
+    argv: string[],
+    listeners: PoolListeners,
+    log: ErrorLog,
+    spec: string,
+  ) {
+    this.#spec = spec;
     this.#config = config;
     this.#log = log;
     this.#listeners = listeners;
@@ -259,6 +279,7 @@ class Arbiter {
         },
         closed: (id) => this.#workers.get(id)?.endControl(),
       });
+      this.#narrowWorkers(options.configFile);
       watcher = options.watch?.((why) => this.#push({ type: "reload", why }));
       this.#watched = watcher !== undefined;
       while (true) {
@@ -728,6 +749,32 @@ class Arbiter {
     return true;
   }
 
+  /** With permission flags after APP, workers start narrowed (least_privilege.ts). */
+  #narrowWorkers(configFile?: string): void {
+    const user = parsePermissionFlags(this.#config.permissions);
+    if (user.length === 0 || this.#control === null) return;
+    if (Deno.build.standalone) {
+      this.#log.warning(
+        "Permission flags after APP are not applied: a compiled program's workers keep the " +
+          "permissions it was built with",
+      );
+      return;
+    }
+    const widened = widenedGrantsLine(user);
+    if (widened !== null) this.#log.warning(widened);
+    const grants = serverSetUpGrants({
+      ...this.#config,
+      appPath: absoluteAppPath(this.#spec),
+      configFile,
+      control: this.#control.path,
+    });
+    ({ command: this.#command, args: this.#args } = selfCommand(
+      this.#argv,
+      (flags) => narrowedRunFlags(flags, grants, user),
+    ));
+    this.#narrowed = JSON.stringify(grants);
+  }
+
   #workerEnv(id: number): Record<string, string> {
     const { maxRequests, maxRequestsJitter } = this.#config;
     const budget = maxRequests > 0
@@ -738,6 +785,7 @@ class Arbiter {
       [WORKER_ENV.id]: String(id),
       [WORKER_ENV.maxRequests]: String(budget),
       [WORKER_ENV.control]: this.#control?.path ?? "",
+      ...(this.#narrowed === null ? {} : { [NARROWED_ENV]: this.#narrowed }),
       ...(this.#listeners.mode === "shared"
         ? { [WORKER_ENV.listenFds]: this.#listeners.fds.join(",") }
         : { [WORKER_ENV.binds]: this.#listeners.binds.map(formatBind).join(",") }),

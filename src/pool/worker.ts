@@ -9,7 +9,9 @@ import { AppLoadError, loadApp } from "../app/loader.ts";
 import { type ControlMessage, encodeMessage, WORKER_ENV } from "./control.ts";
 import { describeError, ErrorLog } from "../server/log.ts";
 import { leaveReusePortGroup } from "./reuseport.ts";
-import { serve, type ServerHandle } from "../server/serve.ts";
+import { type BoundServer, listen, type ServerHandle } from "../server/serve.ts";
+import { dropSetUpGrants, takeNarrowedGrants } from "../process/least_privilege.ts";
+import { parsePermissionFlags } from "../process/permission_set.ts";
 import { type BindAddress, parseTcpBind } from "../server/bind.ts";
 import { ROLE_ENV } from "../process/role.ts";
 import type { PoolConfig } from "./config.ts";
@@ -73,20 +75,20 @@ export async function runWorker(spec: string, config: WorkerConfig): Promise<num
   Deno.addSignalListener("SIGHUP", ignore);
   watchStdin(() => stop("master gone (stdin closed)"));
 
-  let app: App;
-  try {
-    app = (await loadApp(spec, config)).app;
-  } catch (error) {
-    const message = error instanceof AppLoadError ? error.message : describeError(error);
-    return fail(channel, log, message, 2);
+  // Started narrowed (permission flags after APP): the set-up's grants go back before the
+  // app is imported, so the app is loaded after the sockets are.
+  const narrowed = takeNarrowedGrants();
+  let app: App | null = null;
+  if (narrowed === null) {
+    try {
+      app = (await loadApp(spec, config)).app;
+    } catch (error) {
+      return fail(channel, log, loadFailure(error), 2);
+    }
   }
-  const counted: App = (environ, startResponse) => {
-    served++;
-    if (served === env.maxRequests) retire(`served ${served} requests`);
-    return app(environ, startResponse);
-  };
+  let bound: BoundServer;
   try {
-    handle = serve(counted, {
+    bound = listen({
       ...config,
       bind: env.binds ?? config.bind,
       inherited: env.listenFds,
@@ -102,6 +104,22 @@ export async function runWorker(spec: string, config: WorkerConfig): Promise<num
       1,
     );
   }
+  if (narrowed !== null) {
+    await dropSetUpGrants(narrowed, parsePermissionFlags(config.permissions));
+    try {
+      app = (await loadApp(spec, config)).app;
+    } catch (error) {
+      await bound.close();
+      return fail(channel, log, loadFailure(error), 2);
+    }
+  }
+  const loaded = app!;
+  const counted: App = (environ, startResponse) => {
+    served++;
+    if (served === env.maxRequests) retire(`served ${served} requests`);
+    return loaded(environ, startResponse);
+  };
+  handle = bound.start(counted);
   channel.send({ t: "ready" });
   await done;
   clearInterval(heartbeat);
@@ -127,6 +145,10 @@ async function drain(handle: ServerHandle, shared: boolean): Promise<void> {
     await delay(SETTLE_MS);
   }
   await handle.shutdown();
+}
+
+function loadFailure(error: unknown): string {
+  return error instanceof AppLoadError ? error.message : describeError(error);
 }
 
 /** Bytes as the log shows a memory size: "212.4 MiB". */

@@ -61,6 +61,8 @@ export function startGroupGuard(shell = SHELL): GroupGuard | { missing: string }
     async close() {
       if (!open) return;
       open = false;
+      // Waited for now: an unref'd process would not keep the loop alive until it exits.
+      process.ref();
       await writer.close().catch(() => {});
       await process.status;
     },

@@ -7,6 +7,7 @@
 // (and its app, imported at compile time) rather than main.ts.
 
 import { ownRunFlags } from "./runtime_flags.ts";
+import { openLibc } from "../server/libc.ts";
 
 let entry: URL = new URL("../../main.ts", import.meta.url);
 
@@ -16,22 +17,44 @@ export function setEntryModule(url: string | URL): void {
 }
 
 /**
- * The command and arguments that start this program again with `argv` as its own arguments.
+ * The command and arguments that start this program again with `argv` as its own arguments;
+ * `flagsFor` may change its Deno flags (a narrowed worker's permissions).
  *
  * ```ts
  * const { command, args } = selfCommand(["apps/hello.ts", "--workers", "2"]);
  * new Deno.Command(command, { args, env: { TSGI_ROLE: "worker" } }).spawn();
  * ```
  */
-export function selfCommand(argv: string[]): { command: string; args: string[] } {
+export function selfCommand(
+  argv: string[],
+  flagsFor: (flags: string[]) => string[] = (flags) => flags,
+): { command: string; args: string[] } {
   const command = Deno.execPath();
   if (Deno.build.standalone || entry.protocol !== "file:") return { command, args: [...argv] };
   const path = decodeURIComponent(entry.pathname);
-  return { command, args: ["run", ...runFlags(), path, ...argv] };
+  return { command, args: ["run", ...flagsFor(runFlags()), path, ...argv] };
 }
 
 /** This process's flags where they can be read (else all permissions), and --unstable-net. */
 function runFlags(): string[] {
   const flags = ownRunFlags() ?? ["-A"];
   return flags.includes("--unstable-net") ? flags : [...flags, "--unstable-net"];
+}
+
+/**
+ * Replaces this process with Deno run on `argv` (execv through FFI: the same PID, so a
+ * supervisor or systemd sees nothing). Returns only when it could not, saying why.
+ */
+export function replaceProcess(argv: string[]): string {
+  const c = openLibc();
+  if (c === null) return "no FFI to exec with";
+  const encoder = new TextEncoder();
+  const strings = argv.map((arg) => encoder.encode(arg + "\0"));
+  // A NULL-terminated array of pointers; `strings` keeps the bytes alive through the call.
+  const pointers = new BigUint64Array(strings.length + 1);
+  strings.forEach((s, i) => {
+    pointers[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s)));
+  });
+  c.execv(encoder.encode(Deno.execPath() + "\0"), pointers);
+  return "exec failed";
 }

@@ -31,11 +31,19 @@ const FIRST_PROCESS_ONLY =
  * flags, the module, its arguments); null when it is not a `deno run` command line.
  */
 export function runFlagsOf(argv: string[]): string[] | null {
+  return splitRunCommand(argv)?.flags ?? null;
+}
+
+/**
+ * A `deno run` command line in two: the runtime flags (those of the first process alone left
+ * out) and the rest (the module and its arguments); null when it is not one.
+ */
+export function splitRunCommand(argv: string[]): { flags: string[]; rest: string[] } | null {
   if (argv[1] !== "run") return null;
   const flags: string[] = [];
   for (let i = 2; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === "--" || !arg.startsWith("-")) return flags;
+    if (arg === "--" || !arg.startsWith("-")) return { flags, rest: argv.slice(i) };
     const takesValue = VALUE_FLAGS.has(arg) && i + 1 < argv.length;
     if (!FIRST_PROCESS_ONLY.test(arg)) {
       flags.push(arg);

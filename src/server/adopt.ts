@@ -1,13 +1,14 @@
 // A listening socket this process inherited — from a pool's master, or from systemd — served
 // by a Deno listener at full speed. Deno cannot wrap a descriptor, so: open a throwaway
 // listener of the same kind, find the runtime's epoll registration of its descriptor in
-// /proc/self/fdinfo, put the inherited socket in its place (dup3), and register it again with
+// /proc/<own PID>/fdinfo, put the inherited socket in its place (dup3), and register it again with
 // the same events and token. The runtime's accept() then takes connections from the inherited
 // socket's queue, which it may share with other processes. Linux only; anywhere a step fails
 // the caller is told why and binds on its own instead.
 
 import { type Libc, libcMissing, openLibc } from "./libc.ts";
 import { AF_UNIX, type ListeningSocket, listeningSocket, socketDescriptors } from "./sockets.ts";
+import { listDirectory, ownProc, readLink, readSmallFile } from "./proc_files.ts";
 
 /** Why an inherited socket could not be adopted. */
 export class AdoptError extends Error {
@@ -53,7 +54,7 @@ export function adoptListener(fd: number, tls?: { cert: string; key: string }): 
   const throwaway = openThrowaway(inherited.family === AF_UNIX, tls);
   try {
     const target = throwawayDescriptor(c, throwaway, fd);
-    const registration = registrationOf(target);
+    const registration = registrationOf(c, target);
     if (c.dup3(fd, target, O_CLOEXEC) !== target) throw new AdoptError("dup3 failed");
     if (!register(c, registration, target)) {
       throw new AdoptError("the event loop refused the socket (epoll_ctl)");
@@ -99,7 +100,7 @@ function openThrowaway(unix: boolean, tls?: { cert: string; key: string }): Thro
 }
 
 function throwawayDescriptor(c: Libc, throwaway: Throwaway, except: number): number {
-  for (const fd of socketDescriptors()) {
+  for (const fd of socketDescriptors(c)) {
     if (fd === except) continue;
     const socket = listeningSocket(c, fd);
     if (socket === null) continue;
@@ -114,13 +115,13 @@ function throwawayDescriptor(c: Libc, throwaway: Throwaway, except: number): num
  * The one epoll registration of `fd`, read from the kernel's fdinfo of each epoll instance
  * (an instance may be open under several descriptors: it counts once, by its inode).
  */
-function registrationOf(fd: number): Registration {
+function registrationOf(c: Libc, fd: number): Registration {
   const found = new Map<string, Registration>();
-  for (const entry of Deno.readDirSync("/proc/self/fd")) {
-    const epoll = Number(entry.name);
+  for (const name of listDirectory(c, `${ownProc()}/fd`)) {
+    const epoll = Number(name);
     try {
-      if (!Deno.readLinkSync(`/proc/self/fd/${epoll}`).includes("eventpoll")) continue;
-      const info = Deno.readTextFileSync(`/proc/self/fdinfo/${epoll}`);
+      if (!readLink(c, `${ownProc()}/fd/${epoll}`).includes("eventpoll")) continue;
+      const info = readSmallFile(c, `${ownProc()}/fdinfo/${epoll}`);
       const instance = /^ino:\s*(\S+)/m.exec(info)?.[1] ?? String(epoll);
       for (const line of info.split("\n")) {
         const m = /^tfd:\s*(\d+)\s+events:\s*([0-9a-f]+)\s+data:\s*([0-9a-f]+)/.exec(line);
@@ -177,7 +178,7 @@ export function detachFromEventLoop(fd: number): boolean {
   const c = openLibc();
   if (c === null) return false;
   try {
-    const { epoll } = registrationOf(fd);
+    const { epoll } = registrationOf(c, fd);
     return c.epoll_ctl(epoll, EPOLL_CTL_DEL, fd, new Uint8Array(16)) === 0;
   } catch {
     return false;

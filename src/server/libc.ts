@@ -15,10 +15,18 @@ const SYMBOLS = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   execv: { parameters: ["buffer", "buffer"], result: "i32" },
+  // This process's own /proc files (proc_files.ts).
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  closedir: { parameters: ["pointer"], result: "i32" },
 } as const;
 
 export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
+let library: Deno.DynamicLibrary<typeof SYMBOLS> | null = null;
 let opened: Libc | null | undefined;
 let missing = "";
 
@@ -32,7 +40,8 @@ export function openLibc(): Libc | null {
   }
   for (const name of ["libc.so.6", "libc.so"]) {
     try {
-      opened = Deno.dlopen(name, SYMBOLS).symbols;
+      library = Deno.dlopen(name, SYMBOLS);
+      opened = library.symbols;
       return opened;
     } catch (error) {
       missing = error instanceof Deno.errors.NotCapable
@@ -46,4 +55,15 @@ export function openLibc(): Libc | null {
 /** Why openLibc() returned null. */
 export function libcMissing(): string {
   return missing;
+}
+
+/**
+ * Closes libc for good: a process that gives up FFI before it imports an app must not leave
+ * the app a way back to it through this module (an import of it would find these symbols).
+ */
+export function forgetLibc(why: string): void {
+  library?.close();
+  library = null;
+  opened = null;
+  missing = why;
 }

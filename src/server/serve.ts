@@ -47,10 +47,31 @@ export interface ServerHandle {
 
 /** Starts serving `app`; throws Deno's error when an address cannot be bound. */
 export function serve(app: App, options: ServeOptions = {}): ServerHandle {
+  return listen(options).start(app);
+}
+
+/** A server whose sockets are bound and logs open, that accepts nothing until it has its app. */
+export interface BoundServer {
+  /** The bound TCP addresses, ports resolved. */
+  addrs: Deno.NetAddr[];
+  /** The unix sockets listened on. */
+  socketPaths: string[];
+  /** Starts accepting, for `app`. */
+  start(app: App): ServerHandle;
+  /** Closes the sockets without serving (the app could not be had). */
+  close(): Promise<void>;
+}
+
+/**
+ * Binds (or adopts) the sockets and opens the logs, without an app yet: a process that gives
+ * up its set-up's permissions before it imports the app does it between the two
+ * (the CLI and a pool's worker, when permission flags are given).
+ */
+export function listen(options: ServeOptions = {}): BoundServer {
   const config: ServerConfig = { ...SERVER_DEFAULTS, ...stripUndefined(options) };
   const errorLog = options.errorLog ?? new ErrorLog(config.logLevel);
   const engine: Engine = {
-    app,
+    app: notStarted,
     limits: {
       requestLine: config.limitRequestLine,
       fields: config.limitRequestFields,
@@ -105,15 +126,28 @@ export function serve(app: App, options: ServeOptions = {}): ServerHandle {
       tls,
       umask: config.umask,
     });
-  const finished = server.serve();
   return {
     addrs,
     socketPaths,
-    server,
-    finished,
-    shutdown: (gracefulMs = config.gracefulTimeout * 1000) => server.shutdown(gracefulMs),
+    start(app: App): ServerHandle {
+      engine.app = app;
+      const finished = server.serve();
+      return {
+        addrs,
+        socketPaths,
+        server,
+        finished,
+        shutdown: (gracefulMs = config.gracefulTimeout * 1000) => server.shutdown(gracefulMs),
+      };
+    },
+    close: () => server.shutdown(0),
   };
 }
+
+/** The app of a server that has not started: it accepts nothing, so this is never called. */
+const notStarted: App = () => {
+  throw new Error("The server has not started");
+};
 
 function openAccessLog(
   target: string,

@@ -1,7 +1,8 @@
 // This process's listening sockets as the kernel sees them: Deno keeps descriptors to itself,
-// so they are found in /proc/self/fd and asked about through libc.
+// so they are found in /proc/<own PID>/fd and asked about through libc.
 
 import type { Libc } from "./libc.ts";
+import { listDirectory, ownProc, readLink } from "./proc_files.ts";
 
 const SOL_SOCKET = 1;
 const SO_ACCEPTCONN = 30;
@@ -46,7 +47,7 @@ export function listeningSocket(c: Libc, fd: number): ListeningSocket | null {
 /** Every listening socket this process holds. */
 export function listeningSockets(c: Libc): ListeningSocket[] {
   const found: ListeningSocket[] = [];
-  for (const fd of socketDescriptors()) {
+  for (const fd of socketDescriptors(c)) {
     const socket = listeningSocket(c, fd);
     if (socket !== null) found.push(socket);
   }
@@ -54,18 +55,18 @@ export function listeningSockets(c: Libc): ListeningSocket[] {
 }
 
 /** Descriptors of this process that are sockets. */
-export function socketDescriptors(): number[] {
+export function socketDescriptors(c: Libc): number[] {
   const fds: number[] = [];
-  let entries: Deno.DirEntry[];
+  let names: string[];
   try {
-    entries = [...Deno.readDirSync("/proc/self/fd")];
+    names = listDirectory(c, `${ownProc()}/fd`);
   } catch {
     return fds;
   }
-  for (const entry of entries) {
-    const fd = Number(entry.name);
+  for (const name of names) {
+    const fd = Number(name);
     try {
-      if (Deno.readLinkSync(`/proc/self/fd/${fd}`).startsWith("socket:")) fds.push(fd);
+      if (readLink(c, `${ownProc()}/fd/${fd}`).startsWith("socket:")) fds.push(fd);
     } catch {
       // Closed meanwhile.
     }

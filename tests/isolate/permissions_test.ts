@@ -11,7 +11,7 @@ import {
   parsePermissionFlags,
   PermissionFlagError,
   userCovers,
-} from "../../src/isolate/permission_set.ts";
+} from "../../src/process/permission_set.ts";
 
 Deno.test("Deno's permission flags after APP become the permissions setting, in order", () => {
   const line = parseCommandLine([
