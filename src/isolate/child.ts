@@ -22,6 +22,7 @@ import {
   type ResponseHeadFrame,
 } from "./frames.ts";
 import { describeError } from "../server/log.ts";
+import { withTraceHeaders } from "../server/telemetry.ts";
 import { ByteInput } from "../tsgi/byte_input.ts";
 import type { App, Body, Chunk, Environ, ErrorStream, StartResponse } from "../tsgi/types.ts";
 
@@ -104,7 +105,9 @@ async function runChildWith(
     throw new FrameError(`Expected a request head, got frame type ${first.type}`);
   }
   const head = decodeJson<RequestHeadFrame>(first);
-  const ok = await serveOne(app, childEnviron(head, frames, out), out);
+  const environ = childEnviron(head, frames, out);
+  // The app's spans and fetch() calls are children of the master's server span.
+  const ok = await withTraceHeaders(head.trace, () => serveOne(app, environ, out));
   await out.close();
   return ok ? 0 : EXIT_APP_FAILED;
 }

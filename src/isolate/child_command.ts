@@ -170,6 +170,12 @@ function childEnv(options: ChildCommandOptions): Record<string, string> {
   const denoDir = denoDirectory();
   if (denoDir !== null) env.DENO_DIR = denoDir;
   if (!Deno.stderr.isTerminal()) env.NO_COLOR = "1";
+  // The runtime's OpenTelemetry set-up (read by Deno itself, not by the app: the app still
+  // needs --allow-env to read them), so that a child's spans reach the master's collector.
+  if (masterEnv("OTEL_DENO") !== undefined) {
+    const all = masterEnvAll();
+    for (const key in all) if (key.startsWith("OTEL_")) env[key] = all[key];
+  }
   if (options.memoryBytes > 0) {
     const mib = Math.max(1, Math.floor(options.memoryBytes / 2 ** 20));
     env.DENO_V8_FLAGS = `--max-old-space-size=${mib}`;

@@ -39,6 +39,7 @@ import {
   type Outcome,
 } from "./outcome.ts";
 import { type ErrorLog, escapeLogField } from "../server/log.ts";
+import { activeTraceHeaders } from "../server/telemetry.ts";
 import { BufferedInput, ClientGoneError, EMPTY_INPUT } from "../tsgi/input.ts";
 import type { App, Body, Environ, StartResponse } from "../tsgi/types.ts";
 
@@ -89,6 +90,8 @@ export function isolatedApp(spec: string, options: IsolateOptions): IsolatedApp 
     memoryBytes: options.isolateMemory ?? 0,
   };
   const app = async (environ: Environ, startResponse: StartResponse): Promise<Body> => {
+    // Read while the request's span is the active context, before any wait.
+    const trace = activeTraceHeaders();
     // A socket outlives the request its child serves: not offered here (docs/websocket.md).
     if (environ["tsgi.server.websocket"] !== undefined) {
       log.info(`501 WebSockets are not served under --isolate request: ${requestLine(environ)}`);
@@ -105,7 +108,7 @@ export function isolatedApp(spec: string, options: IsolateOptions): IsolatedApp 
       return serviceUnavailable(startResponse);
     }
     return lease.then(
-      (child) => new Exchange(child, environ, log, limits).run(startResponse),
+      (child) => new Exchange(child, environ, log, limits, trace).run(startResponse),
       (error) => {
         if (error instanceof PoolClosedError) return serviceUnavailable(startResponse);
         log.error(`502 ${error instanceof Error ? error.message : error}: ${requestLine(environ)}`);
@@ -188,7 +191,17 @@ class Exchange {
   /** How the child broke the protocol, when its stdout could not be read as frames. */
   #protocolError: string | null = null;
 
-  constructor(child: Child, environ: Environ, log: ErrorLog, limits: Limits) {
+  /** With tracing on: the request's server span, for the child to continue. */
+  readonly #trace: Record<string, string> | null;
+
+  constructor(
+    child: Child,
+    environ: Environ,
+    log: ErrorLog,
+    limits: Limits,
+    trace: Record<string, string> | null,
+  ) {
+    this.#trace = trace;
     this.#child = child;
     this.#environ = environ;
     this.#log = log;
@@ -206,6 +219,7 @@ class Exchange {
     const head: RequestHeadFrame = {
       environ: serialisable(this.#environ),
       body: this.#environ["tsgi.input"] !== EMPTY_INPUT,
+      trace: this.#trace ?? undefined,
     };
     // A child that died already shows as the end of its stdout, just below.
     await this.#child.writer.write(encodeJson(FRAME.REQUEST_HEAD, head)).catch(() => {});

@@ -68,6 +68,8 @@ export interface RequestHeadFrame {
   environ: Record<string, string | number | boolean>;
   /** Whether the request has a body at all (if not, the child never sends PULL). */
   body: boolean;
+  /** With tracing on: the master's server span, as traceparent/tracestate, for the app. */
+  trace?: Record<string, string>;
 }
 
 /** The response head as RESPONSE_HEAD carries it. */

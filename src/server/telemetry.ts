@@ -51,6 +51,7 @@ interface MetricOptions {
 
 interface TextMapPropagator {
   extract(context: OtelContext, carrier: Carrier, getter: typeof CARRIER_GETTER): OtelContext;
+  inject(context: OtelContext, carrier: Carrier, setter: typeof CARRIER_SETTER): void;
 }
 
 /** What Deno installs at Symbol.for("opentelemetry.js.api.1"): each part only when enabled. */
@@ -74,6 +75,12 @@ const STATUS_ERROR = 2;
 const CARRIER_GETTER = {
   keys: (carrier: Carrier): string[] => Object.keys(carrier),
   get: (carrier: Carrier, key: string): string | undefined => carrier[key],
+};
+
+const CARRIER_SETTER = {
+  set: (carrier: Carrier, key: string, value: string): void => {
+    carrier[key] = value;
+  },
 };
 
 /** Deno.serve's buckets (Deno 2.9.6), the semantic conventions' defaults. */
@@ -209,7 +216,9 @@ export class RequestTelemetry {
     const telemetry = this.#telemetry;
     const span = this.#span;
     if (span !== null) {
-      span.setAttribute("http.response.status_code", BigInt(status));
+      // A string on the span, as Deno.serve (2.9) sends it, so that queries written for an
+      // app under `deno serve` keep working; the metrics carry it as an int, as Deno's do.
+      span.setAttribute("http.response.status_code", String(status));
       // Semantic conventions: a server span is an error for 5xx only.
       if (status >= 500) span.setStatus({ code: STATUS_ERROR });
       span.end();
@@ -290,4 +299,32 @@ function unbracketed(host: string): string {
 
 function bracketed(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
+}
+
+/** Deno's OpenTelemetry API where tracing is on (OTEL_DENO=true), else null. */
+function tracingApi(): { propagation: TextMapPropagator; contexts: OtelContextManager } | null {
+  const api = (globalThis as Record<symbol, unknown>)[OTEL_API] as OtelGlobal | undefined;
+  if (api?.trace === undefined || api.propagation === undefined) return null;
+  return { propagation: api.propagation, contexts: Deno.telemetry.contextManager };
+}
+
+/**
+ * The active trace context (the request's server span, inside the app's call) as W3C
+ * traceparent/tracestate values, for a process that runs the app elsewhere: an isolated
+ * child continues it. Null with tracing off.
+ */
+export function activeTraceHeaders(): Record<string, string> | null {
+  const api = tracingApi();
+  if (api === null) return null;
+  const carrier: Carrier = {};
+  api.propagation.inject(api.contexts.active(), carrier, CARRIER_SETTER);
+  return carrier.traceparent === undefined ? null : carrier as Record<string, string>;
+}
+
+/** Runs `fn` inside the trace context `headers` carry (from activeTraceHeaders), where on. */
+export function withTraceHeaders<T>(headers: Record<string, string> | undefined, fn: () => T): T {
+  const api = headers === undefined ? null : tracingApi();
+  if (api === null) return fn();
+  const context = api.propagation.extract(api.contexts.active(), headers!, CARRIER_GETTER);
+  return api.contexts.with(context, fn);
 }

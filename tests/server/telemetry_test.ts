@@ -34,7 +34,7 @@ interface Metric {
   unit: string;
   service: string;
   scope: string;
-  /** The attribute keys of its data points, sorted. */
+  /** The attribute keys of its data points with their value types, sorted. */
   keys: string[];
   kind: string;
 }
@@ -62,7 +62,12 @@ function startReceiver() {
           for (const metric of scope.metrics ?? []) {
             const kind = ["histogram", "sum", "gauge"].find((k) => k in metric) ?? "?";
             const points: { attributes?: KeyValue[] }[] = metric[kind]?.dataPoints ?? [];
-            const keys = new Set(points.flatMap((p) => (p.attributes ?? []).map((a) => a.key)));
+            // Each key with its OTLP value type: "http.response.status_code:intValue".
+            const keys = new Set(
+              points.flatMap((p) =>
+                (p.attributes ?? []).map((a) => `${a.key}:${Object.keys(a.value)[0]}`)
+              ),
+            );
             metrics.push({
               name: metric.name,
               unit: metric.unit,
@@ -220,8 +225,14 @@ Deno.test("telemetry: tsgi's server span and metrics, as Deno.serve's, continuin
     for (const key of ["url.path", "url.query", "url.scheme", "http.request.method"]) {
       assert.equal(got[key], attributes(theirs)[key], key);
     }
+    // Each shared key carries the same OTLP value type (intValue, stringValue) as Deno.serve's.
+    const types = (span: Span) =>
+      Object.fromEntries(span.attributes.map((a) => [a.key, Object.keys(a.value)[0]]));
+    const theirTypes = types(theirs);
+    const ourTypes = types(ours);
+    for (const key of theirKeys) assert.equal(ourTypes[key], theirTypes[key], key);
 
-    // The metrics: the same names, units, kinds and attribute keys.
+    // The metrics: the same names, units, kinds, attribute keys and value types.
     const summary = (service: string) => {
       const seen = new Map<string, string>();
       for (const m of httpMetrics(service)) {
@@ -237,3 +248,49 @@ Deno.test("telemetry: tsgi's server span and metrics, as Deno.serve's, continuin
     await receiver.server.shutdown();
   }
 });
+
+for (
+  const [mode, args] of [
+    ["--workers 2", ["--workers", "2"]],
+    ["--isolate request", ["--isolate", "request", "--spares", "1", "--allow-net=127.0.0.1"]],
+  ] as const
+) {
+  Deno.test(`telemetry under ${mode}: the server span continues the caller's trace, the app's spans are its children`, async () => {
+    const receiver = startReceiver();
+    const tsgi = await spawnTraced(
+      ["run", "-A", MAIN, APP, "--bind", "127.0.0.1:0", ...args],
+      "tsgi",
+      receiver.url,
+    );
+    try {
+      const trace = "2cf7651916cd43dd8448eb211c80319e";
+      const callerSpan = "c7ad6b7169203332";
+      const response = await fetch(`http://127.0.0.1:${tsgi.port}/?fetch=${receiver.url}/ping`, {
+        headers: { traceparent: `00-${trace}-${callerSpan}-01` },
+      });
+      assert.equal(await response.text(), "hello world\n");
+      const inTrace = () => receiver.spans.filter((s) => s.traceId === trace);
+      const server = () => inTrace().find((s) => s.kind === 2);
+      await waitUntil(
+        "the server span, the app's span and its fetch arrive, and the four metrics",
+        () =>
+          server() !== undefined && inTrace().length >= 3 &&
+          new Set(
+              receiver.metrics.filter((m) => m.name.startsWith("http.server.")).map((m) => m.name),
+            ).size === 4,
+      );
+      const ours = server()!;
+      assert.equal(ours.name, "GET");
+      assert.equal(ours.parentSpanId, callerSpan);
+      const appSpan = inTrace().find((s) => s.name === "app-work");
+      const fetchSpan = inTrace().find((s) => s.kind === 3);
+      assert.ok(appSpan && fetchSpan, JSON.stringify(inTrace()));
+      for (const child of [appSpan, fetchSpan]) assert.equal(child.parentSpanId, ours.spanId);
+    } catch (error) {
+      throw new Error(`${error}\n--- log ---\n${tsgi.log().slice(-3000)}`);
+    } finally {
+      await tsgi.stop();
+      await receiver.server.shutdown();
+    }
+  });
+}
