@@ -226,10 +226,15 @@ export class Server {
       // A WebSocket is told the server is going (1001) and closes within its handshake's time.
       connection.goingAway();
       if (connection.state !== ConnState.Idle) continue;
-      // One that was just accepted may be about to send its request (a worker leaving a
-      // shared port meets these): it gets a moment to, and its answer closes it.
-      if (connection.requestsServed > 0) connection.close();
-      else connection.deadline = Math.min(connection.deadline, now + FRESH_CONNECTION_GRACE_MS);
+      // An idle connection may have a request on its way: a keep-alive client (a proxy) may
+      // pick it at any instant, and a request closed under it fails — a proxy cannot retry a
+      // POST (a 502). So it keeps its keep-alive deadline: a proxy whose own idle timeout is
+      // shorter (docs/deploy.md) closes it first, and a request that comes is answered with
+      // Connection: close. One just accepted (a worker leaving a shared port meets these)
+      // gets a moment to send its first request, not the whole header timeout.
+      if (connection.requestsServed === 0) {
+        connection.deadline = Math.min(connection.deadline, now + FRESH_CONNECTION_GRACE_MS);
+      }
     }
     if (this.#connections.size > 0) {
       const emptied = new Promise<void>((resolve) => (this.#emptied = resolve));
