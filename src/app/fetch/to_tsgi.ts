@@ -7,17 +7,11 @@ import { HttpError, reasonPhrase } from "../../http/errors.ts";
 import { percentDecodePath, requestAuthority } from "../../tsgi/environ.ts";
 import { headerNameOf } from "../../http/field_names.ts";
 import { isUpgradeResponse, rememberEnviron } from "../websocket.ts";
-import type {
-  App,
-  Body,
-  Chunk,
-  Environ,
-  FetchApp,
-  Input,
-  StartResponse,
-} from "../../tsgi/types.ts";
+import type { App, Body, Environ, FetchApp, Input, StartResponse } from "../../tsgi/types.ts";
 
 import { HOP_BY_HOP } from "../../http/grammar.ts";
+import { lazyRequest, lazyRequestsWork } from "./lazy_request.ts";
+import { fixedResponse } from "./response_internals.ts";
 
 export { type FetchHandlerOptions, toFetchHandler } from "./to_fetch.ts";
 
@@ -99,24 +93,44 @@ export function requestFromEnviron(
   body?: ReadableStream<Uint8Array>,
 ): Request {
   const method = environ.REQUEST_METHOD;
-  const init: RequestInit & { duplex?: string } = { method, headers: headersOf(environ) };
-  if (hasBody(environ)) {
-    init.body = body ?? new InputStream(environ["tsgi.input"]).stream;
+  const stream = hasBody(environ) ? body ?? new InputStream(environ["tsgi.input"]).stream : null;
+  const signal = environ["tsgi.server.signal"] as SignalSource | undefined;
+  if (LAZY_METHODS.has(method) && lazyRequestsWork()) {
+    const base = baseOf(environ);
+    return lazyRequest((token) => newRequest(token as unknown as string, undefined, signal), {
+      method,
+      url: () => base + targetOf(environ),
+      headers: () => headerListOf(environ),
+      body: stream,
+    });
+  }
+  const init: RequestInit & { duplex?: string } = { method, headers: headerListOf(environ) };
+  if (stream !== null) {
+    init.body = stream;
     init.duplex = "half";
   }
-  const signal = environ["tsgi.server.signal"];
-  let request: Request;
   try {
-    request = typeof signal === "function"
-      ? new ServerRequest(urlOf(environ), init, signal as SignalSource)
-      : new Request(urlOf(environ), init);
+    return newRequest(urlOf(environ), init, signal);
   } catch (error) {
     if (/method/i.test((error as Error).message)) {
       throw new HttpError(405, `Method "${method}" cannot be given to a fetch app`);
     }
     throw new HttpError(400, "Request cannot be expressed as a URL and headers");
   }
-  return request;
+}
+
+/**
+ * Methods a Request keeps as they are: no normalizing, none forbidden. Requests with these are
+ * built lazily; any other takes the public constructor, which normalizes or refuses it.
+ */
+const LAZY_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
+
+function newRequest(
+  input: string,
+  init: RequestInit | undefined,
+  signal: SignalSource | undefined,
+): Request {
+  return signal === undefined ? new Request(input, init) : new ServerRequest(input, init, signal);
 }
 
 /**
@@ -127,14 +141,31 @@ class ServerRequest extends Request {
   readonly #source: SignalSource;
   #signal: AbortSignal | undefined;
 
-  constructor(url: string, init: RequestInit, source: SignalSource) {
-    super(url, init);
+  constructor(input: string, init: RequestInit | undefined, source: SignalSource) {
+    super(input, init);
     this.#source = source;
   }
 
   override get signal(): AbortSignal {
     return (this.#signal ??= this.#source());
   }
+}
+
+/** The last scheme://authority found valid: a connection's requests all name the same. */
+let validBase = "";
+
+/**
+ * scheme://authority, checked now as `new Request(url)` would check it, so that a Host no URL
+ * can hold is a 400 before the app runs, not an error when it first reads `url`. The path
+ * cannot fail a URL; only the authority can.
+ */
+function baseOf(environ: Environ): string {
+  const base = `${environ["tsgi.url_scheme"]}://${requestAuthority(environ)}`;
+  if (base === validBase) return base;
+  if (!URL.canParse(base + "/")) {
+    throw new HttpError(400, "Request cannot be expressed as a URL and headers");
+  }
+  return (validBase = base);
 }
 
 function hasBody(environ: Environ): boolean {
@@ -145,16 +176,18 @@ function hasBody(environ: Environ): boolean {
   return environ.HTTP_TRANSFER_ENCODING !== undefined;
 }
 
-/** The headers as a record: the Request takes it without iterating (a Headers is iterated). */
-function headersOf(environ: Environ): Record<string, string> {
-  const headers: Record<string, string> = {};
+/** The header list a Request holds: lower-case names, one entry per field. */
+function headerListOf(environ: Environ): [string, string][] {
+  const headers: [string, string][] = [];
   for (const key in environ) {
     if (key.charCodeAt(0) === 0x48 /* H */ && key.startsWith("HTTP_")) {
-      headers[headerNameOf(key)] = environ[key] as string;
+      headers.push([headerNameOf(key), environ[key] as string]);
     }
   }
-  if (environ.CONTENT_TYPE !== undefined) headers["content-type"] = environ.CONTENT_TYPE;
-  if (environ.CONTENT_LENGTH !== undefined) headers["content-length"] = environ.CONTENT_LENGTH;
+  if (environ.CONTENT_TYPE !== undefined) headers.push(["content-type", environ.CONTENT_TYPE]);
+  if (environ.CONTENT_LENGTH !== undefined) {
+    headers.push(["content-length", environ.CONTENT_LENGTH]);
+  }
   return headers;
 }
 
@@ -235,57 +268,6 @@ function* responseHeaders(headers: Headers): Iterable<[string, string]> {
     yield [name, value];
   }
   for (const cookie of headers.getSetCookie()) yield ["set-cookie", cookie];
-}
-
-/** The runtime's own marks on a Response made from a string or bytes and no headers. */
-interface FixedMarks {
-  status: symbol;
-  body: symbol;
-  headerKind: symbol;
-  contentType: symbol;
-  consumed: symbol;
-}
-
-let fixedMarks: FixedMarks | null | undefined;
-
-/**
- * `new Response("text")` and `Response.json(x)` — most responses of most apps — are kept by
- * Deno as the string or bytes plus a content-type kind, and turned into Headers and a stream
- * only when asked: that is how `Deno.serve` answers them without the cost. Where this runtime
- * marks a Response so (Deno 2.9, found by symbol description, checked against the public
- * status), the body is taken as it is; anywhere else, or for any other Response, the public
- * path is used. Not touching `headers` or `body` first matters: reading them drops the marks.
- */
-function fixedResponse(response: Response): { headers: [string, string][]; body: Chunk } | null {
-  if (fixedMarks === undefined) fixedMarks = findFixedMarks(response);
-  if (fixedMarks === null) return null;
-  const marked = response as unknown as Record<symbol, unknown>;
-  const status = marked[fixedMarks.status];
-  const body = marked[fixedMarks.body];
-  if (status !== response.status || marked[fixedMarks.consumed] !== false) return null;
-  if (typeof body !== "string" && !(body instanceof Uint8Array)) return null;
-  const kind = marked[fixedMarks.headerKind];
-  if (kind === 0) return { headers: [], body };
-  if (kind === 1) return { headers: [["content-type", "text/plain;charset=UTF-8"]], body };
-  const contentType = marked[fixedMarks.contentType];
-  if (kind === 2 && typeof contentType === "string") {
-    return { headers: [["content-type", contentType]], body };
-  }
-  return null;
-}
-
-function findFixedMarks(response: Response): FixedMarks | null {
-  const byName = new Map<string, symbol>();
-  for (const symbol of Object.getOwnPropertySymbols(response)) {
-    if (symbol.description) byName.set(symbol.description, symbol);
-  }
-  const status = byName.get("serve fast status");
-  const body = byName.get("serve fast body");
-  const headerKind = byName.get("serve fast header kind");
-  const contentType = byName.get("serve fast content type");
-  const consumed = byName.get("serve fast consumed");
-  if (!status || !body || !headerKind || !contentType || !consumed) return null;
-  return { status, body, headerKind, contentType, consumed };
 }
 
 /** A body Deno made from a string or bytes delivers within a few microtasks; I/O cannot. */

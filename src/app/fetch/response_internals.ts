@@ -1,0 +1,59 @@
+// What Deno keeps inside a Response, read without the public getters that would turn it into
+// Headers and a ReadableStream first: that is how `Deno.serve` answers most responses without
+// the cost. The internals are found by symbol description (Deno 2.9) and checked against the
+// public status; on any other runtime, or for any other Response, callers take the public path.
+
+import type { Chunk } from "../../tsgi/types.ts";
+
+/** The runtime's own marks on a Response made from a string or bytes and no headers. */
+interface FixedMarks {
+  status: symbol;
+  body: symbol;
+  headerKind: symbol;
+  contentType: symbol;
+  consumed: symbol;
+}
+
+let fixedMarks: FixedMarks | null | undefined;
+
+/**
+ * `new Response("text")` and `Response.json(x)` — most responses of most apps — are kept by
+ * Deno as the string or bytes plus a content-type kind, and turned into Headers and a stream
+ * only when asked: that is how `Deno.serve` answers them without the cost. Where this runtime
+ * marks a Response so (Deno 2.9, found by symbol description, checked against the public
+ * status), the body is taken as it is; anywhere else, or for any other Response, the public
+ * path is used. Not touching `headers` or `body` first matters: reading them drops the marks.
+ */
+export function fixedResponse(
+  response: Response,
+): { headers: [string, string][]; body: Chunk } | null {
+  if (fixedMarks === undefined) fixedMarks = findFixedMarks(response);
+  if (fixedMarks === null) return null;
+  const marked = response as unknown as Record<symbol, unknown>;
+  const status = marked[fixedMarks.status];
+  const body = marked[fixedMarks.body];
+  if (status !== response.status || marked[fixedMarks.consumed] !== false) return null;
+  if (typeof body !== "string" && !(body instanceof Uint8Array)) return null;
+  const kind = marked[fixedMarks.headerKind];
+  if (kind === 0) return { headers: [], body };
+  if (kind === 1) return { headers: [["content-type", "text/plain;charset=UTF-8"]], body };
+  const contentType = marked[fixedMarks.contentType];
+  if (kind === 2 && typeof contentType === "string") {
+    return { headers: [["content-type", contentType]], body };
+  }
+  return null;
+}
+
+function findFixedMarks(response: Response): FixedMarks | null {
+  const status = findSymbol(response, "serve fast status");
+  const body = findSymbol(response, "serve fast body");
+  const headerKind = findSymbol(response, "serve fast header kind");
+  const contentType = findSymbol(response, "serve fast content type");
+  const consumed = findSymbol(response, "serve fast consumed");
+  if (!status || !body || !headerKind || !contentType || !consumed) return null;
+  return { status, body, headerKind, contentType, consumed };
+}
+
+function findSymbol(object: object, description: string): symbol | null {
+  return Object.getOwnPropertySymbols(object).find((s) => s.description === description) ?? null;
+}
