@@ -72,7 +72,7 @@ class InnerRequest {
 export interface LazyParts {
   /** Already valid and normalized (GET, POST, ...): the constructor's checks are skipped. */
   method: string;
-  /** An absolute URL; parsed and normalized when first read. */
+  /** The URL as `new Request(url).url` spells it. */
   url: () => string;
   /** Lower-case names, values as they came. */
   headers: () => [string, string][];
@@ -93,17 +93,12 @@ export function lazyRequest<R extends Request>(
   const body = parts.body === null ? null : new InnerBody(parts.body);
   fields[inner] = new InnerRequest(
     parts.method,
-    () => normalized(parts.url()),
+    parts.url,
     parts.headers,
     body,
   );
   fields[guard] = "request";
   return request;
-}
-
-/** The URL as `new Request(url)` keeps it. */
-function normalized(url: string): string {
-  return new URL(url).href;
 }
 
 /** Whether this runtime's Request can be built lazily (checked once, on a sample). */

@@ -4,7 +4,6 @@
 // The other direction, TSGI app -> fetch handler, is fetch_handler.ts.
 
 import { HttpError, reasonPhrase } from "../../http/errors.ts";
-import { percentDecodePath, requestAuthority } from "../../tsgi/environ.ts";
 import { headerNameOf } from "../../http/field_names.ts";
 import { isUpgradeResponse, rememberEnviron } from "../websocket.ts";
 import type { App, Body, Environ, FetchApp, Input, StartResponse } from "../../tsgi/types.ts";
@@ -12,6 +11,7 @@ import type { App, Body, Environ, FetchApp, Input, StartResponse } from "../../t
 import { HOP_BY_HOP } from "../../http/grammar.ts";
 import { lazyRequest, lazyRequestsWork } from "./lazy_request.ts";
 import { fixedResponse } from "./response_internals.ts";
+import { checkedBase, lazyUrl, urlOf } from "./request_url.ts";
 
 export { type FetchHandlerOptions, toFetchHandler } from "./to_fetch.ts";
 
@@ -96,10 +96,10 @@ export function requestFromEnviron(
   const stream = hasBody(environ) ? body ?? new InputStream(environ["tsgi.input"]).stream : null;
   const signal = environ["tsgi.server.signal"] as SignalSource | undefined;
   if (LAZY_METHODS.has(method) && lazyRequestsWork()) {
-    const base = baseOf(environ);
+    const base = checkedBase(environ);
     return lazyRequest((token) => newRequest(token as unknown as string, undefined, signal), {
       method,
-      url: () => base + targetOf(environ),
+      url: () => lazyUrl(base, environ),
       headers: () => headerListOf(environ),
       body: stream,
     });
@@ -151,23 +151,6 @@ class ServerRequest extends Request {
   }
 }
 
-/** The last scheme://authority found valid: a connection's requests all name the same. */
-let validBase = "";
-
-/**
- * scheme://authority, checked now as `new Request(url)` would check it, so that a Host no URL
- * can hold is a 400 before the app runs, not an error when it first reads `url`. The path
- * cannot fail a URL; only the authority can.
- */
-function baseOf(environ: Environ): string {
-  const base = `${environ["tsgi.url_scheme"]}://${requestAuthority(environ)}`;
-  if (base === validBase) return base;
-  if (!URL.canParse(base + "/")) {
-    throw new HttpError(400, "Request cannot be expressed as a URL and headers");
-  }
-  return (validBase = base);
-}
-
 function hasBody(environ: Environ): boolean {
   const method = environ.REQUEST_METHOD;
   if (method === "GET" || method === "HEAD") return false;
@@ -189,36 +172,6 @@ function headerListOf(environ: Environ): [string, string][] {
     headers.push(["content-length", environ.CONTENT_LENGTH]);
   }
   return headers;
-}
-
-/** scheme://host/path?query, the path being SCRIPT_NAME + PATH_INFO. */
-function urlOf(environ: Environ): string {
-  return `${environ["tsgi.url_scheme"]}://${requestAuthority(environ)}${targetOf(environ)}`;
-}
-
-/**
- * The path and query. The raw target keeps the client's encoding (`%2F` stays `%2F`), so it
- * is used whenever it still names SCRIPT_NAME + PATH_INFO; middleware that rewrote the path
- * (a router, a rewrite) gets the path re-encoded from the environ instead.
- */
-function targetOf(environ: Environ): string {
-  const raw = environ.RAW_URI;
-  const path = environ.SCRIPT_NAME + environ.PATH_INFO;
-  const pathStart = raw.charCodeAt(0) === 0x2f ? 0 : raw.indexOf("/", raw.indexOf("//") + 2);
-  if (pathStart >= 0) {
-    const q = raw.indexOf("?", pathStart);
-    const rawPath = q < 0 ? raw.slice(pathStart) : raw.slice(pathStart, q);
-    if (rawPath === path || (rawPath.includes("%") && percentDecodePath(rawPath) === path)) {
-      return pathStart === 0 ? raw : raw.slice(pathStart);
-    }
-  }
-  const query = environ.QUERY_STRING;
-  return encodePath(path) + (query === "" ? "" : "?" + query);
-}
-
-function encodePath(path: string): string {
-  const encoded = encodeURI(path).replaceAll("?", "%3F").replaceAll("#", "%23");
-  return encoded.charCodeAt(0) === 0x2f ? encoded : "/" + encoded;
 }
 
 function infoOf(environ: Environ): FetchInfo {
