@@ -54,6 +54,37 @@ function findFixedMarks(response: Response): FixedMarks | null {
   return { status, body, headerKind, contentType, consumed };
 }
 
+/** A body Deno holds whole: the string or bytes it was made from, and whether it was used. */
+interface StaticBody {
+  body: unknown;
+  consumed: boolean;
+}
+
+/** Where a Response keeps its inner response: status, header list, body. */
+let innerMark: symbol | null | undefined;
+
+/**
+ * The body of a Response made from a string, bytes, an ArrayBuffer, JSON or URLSearchParams, as
+ * Deno holds it: one chunk, taken without a stream. Null for no body; undefined for a body
+ * that is a stream (a Blob, FormData, a ReadableStream) or already used, which only the
+ * public `body` can read. Call after reading `headers`, which puts a lazily made body in place.
+ * The body counts as used afterwards, as after `await response.bytes()`.
+ */
+export function wholeBody(response: Response): Chunk | null | undefined {
+  if (innerMark === undefined) innerMark = findSymbol(response, "response");
+  if (innerMark === null) return undefined;
+  const inner = (response as unknown as Record<symbol, { body?: unknown }>)[innerMark];
+  const body = inner?.body as { streamOrStatic?: StaticBody } | null | undefined;
+  if (body === null) return response.body === null ? null : undefined;
+  const held = body?.streamOrStatic;
+  if (held === undefined || held instanceof ReadableStream || held.consumed !== false) {
+    return undefined;
+  }
+  if (typeof held.body !== "string" && !(held.body instanceof Uint8Array)) return undefined;
+  held.consumed = true;
+  return held.body;
+}
+
 function findSymbol(object: object, description: string): symbol | null {
   return Object.getOwnPropertySymbols(object).find((s) => s.description === description) ?? null;
 }

@@ -10,7 +10,7 @@ import type { App, Body, Environ, FetchApp, Input, StartResponse } from "../../t
 
 import { HOP_BY_HOP } from "../../http/grammar.ts";
 import { lazyRequest, lazyRequestsWork } from "./lazy_request.ts";
-import { fixedResponse } from "./response_internals.ts";
+import { fixedResponse, wholeBody } from "./response_internals.ts";
 import { checkedBase, lazyUrl, urlOf } from "./request_url.ts";
 
 export { type FetchHandlerOptions, toFetchHandler } from "./to_fetch.ts";
@@ -78,6 +78,8 @@ function answer(
     return [fixed.body];
   }
   startResponse(statusLineOf(response), [...responseHeaders(response.headers)]);
+  const whole = wholeBody(response);
+  if (whole !== undefined) return whole === null ? [] : [whole];
   return bodyOf(response, environ["tsgi.server.signal"] as SignalSource | undefined);
 }
 
