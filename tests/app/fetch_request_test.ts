@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { toTsgiApp } from "../../src/app/fetch/to_tsgi.ts";
+import type { App } from "../../src/tsgi/types.ts";
 import { parseResponses, rawExchange, withServer } from "../support/server.ts";
 
 type Handler = (request: Request) => Response | Promise<Response>;
@@ -256,4 +257,27 @@ Deno.test("fetch Request: read after the handler awaited, url and headers still 
     return [new URL(request.url).pathname, request.headers.get("x-late")];
   }, (url) => fetch(url + "/late", { headers: { "x-late": "yes" } }));
   assert.deepEqual(seen, ["/late", "yes"]);
+});
+
+Deno.test("fetch Request: a body read through middleware's own tsgi.input arrives whole", async () => {
+  const handler = toTsgiApp(async (request) =>
+    new Response(String((await request.bytes()).length))
+  );
+  let reads = 0;
+  const app: App = (environ, startResponse) => {
+    const input = environ["tsgi.input"];
+    const counted = {
+      read: (size?: number) => (reads++, input.read(size)),
+      readline: (size?: number) => input.readline(size),
+      readlines: (hint?: number) => input.readlines(hint),
+      [Symbol.asyncIterator]: () => input[Symbol.asyncIterator](),
+    };
+    return handler({ ...environ, "tsgi.input": counted }, startResponse);
+  };
+  await withServer(app, async ({ url }) => {
+    const body = new Uint8Array(300_000).fill(7);
+    const response = await fetch(url, { method: "POST", body });
+    assert.equal(await response.text(), "300000");
+  });
+  assert.ok(reads > 0, "the wrapper's read() was used");
 });

@@ -9,6 +9,7 @@ import { isUpgradeResponse, rememberEnviron } from "../websocket.ts";
 import type { App, Body, Environ, FetchApp, Input, StartResponse } from "../../tsgi/types.ts";
 
 import { HOP_BY_HOP } from "../../http/grammar.ts";
+import { ByteInput } from "../../tsgi/byte_input.ts";
 import { lazyRequest, lazyRequestsWork } from "./lazy_request.ts";
 import { fixedResponse, wholeBody } from "./response_internals.ts";
 import { checkedBase, lazyUrl, urlOf } from "./request_url.ts";
@@ -193,10 +194,15 @@ class InputStream {
   failure: unknown = undefined;
 
   constructor(input: Input) {
+    // The server's own input hands over pieces as they come off the socket; any other (one
+    // middleware wrapped) is read through the TSGI contract.
+    const read = input instanceof ByteInput
+      ? () => input.readChunk(INPUT_CHUNK)
+      : () => input.read(INPUT_CHUNK);
     this.stream = new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         try {
-          const bytes = await input.read(INPUT_CHUNK);
+          const bytes = await read();
           if (bytes.length === 0) controller.close();
           else controller.enqueue(bytes);
         } catch (error) {
