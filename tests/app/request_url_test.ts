@@ -66,15 +66,14 @@ Deno.test("request URL: an authority no URL can hold is a 400", () => {
 });
 
 Deno.test("request URL: random targets are spelled as the parser spells them", () => {
-  const alphabet = "ab/.?%2eE#&=;:@!$'()*+,-_~ \"<>[]\\^`{|}\u00e9\u0001";
+  // What a request line may hold (no space, no #, ASCII only: the head parser refuses those).
+  const alphabet = "ab/.?%2eE&=;:@!$'()*+,-_~\"<>[]\\^`{|}";
   let seed = 15;
   const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   for (let i = 0; i < 3000; i++) {
     let target = "/";
     const length = Math.floor(random() * 12);
     for (let j = 0; j < length; j++) target += alphabet[Math.floor(random() * alphabet.length)];
-    // The head parser refuses these in a request line; no environ holds them.
-    if (/[ #\u0001\u00e9]/.test(target)) continue;
     assertSpelledAsRequest(target);
   }
 });
