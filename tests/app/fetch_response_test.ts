@@ -1,6 +1,6 @@
 // The Responses of a fetch app on the wire, whatever their body is made of: the ones Deno holds
-// whole (string, bytes, ArrayBuffer, JSON, URLSearchParams) leave in one piece with their
-// length, the others (Blob, FormData, streams) through their stream, all with their headers.
+// whole (string, bytes, ArrayBuffer, JSON, URLSearchParams) and Blobs leave in one piece with
+// their length, the others (FormData, streams) through their stream, all with their headers.
 
 import assert from "node:assert/strict";
 import { toTsgiApp } from "../../src/app/fetch/to_tsgi.ts";
@@ -13,6 +13,7 @@ const RESPONSES: Record<string, () => Response> = {
   "/json": () => Response.json({ a: 1 }, { status: 409, statusText: "Clash" }),
   "/params": () => new Response(new URLSearchParams({ a: "1" }), { headers: { "x-c": "3" } }),
   "/blob": () => new Response(new Blob(["blob!"], { type: "text/html" }), { status: 203 }),
+  "/big-blob": () => new Response(new Blob(Array(4).fill("b".repeat(50_000)))),
   "/empty": () => new Response(null, { status: 204, headers: { "x-d": "4" } }),
   "/touched": () => {
     const response = new Response("touched");
@@ -36,6 +37,7 @@ const EXPECTED: Record<string, [number, string, Record<string, string>]> = {
     "content-type": "application/x-www-form-urlencoded;charset=UTF-8",
   }],
   "/blob": [203, "blob!", { "content-type": "text/html" }],
+  "/big-blob": [200, "b".repeat(200_000), {}],
   "/empty": [204, "", { "x-d": "4" }],
   "/touched": [200, "touched", { "x-e": "5", "content-type": "text/plain;charset=UTF-8" }],
 };
@@ -62,7 +64,16 @@ Deno.test("fetch Response: a whole body goes with Content-Length, with the app's
   await withServer(
     toTsgiApp((request) => RESPONSES[new URL(request.url).pathname]()),
     async ({ port }) => {
-      const paths = ["/text-201", "/bytes", "/buffer", "/json", "/params", "/touched"];
+      const paths = [
+        "/text-201",
+        "/bytes",
+        "/buffer",
+        "/json",
+        "/params",
+        "/touched",
+        "/blob",
+        "/big-blob",
+      ];
       const raw = await rawExchange(port, [
         paths.map((path) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`).join("") +
         "GET /bytes HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",

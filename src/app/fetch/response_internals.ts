@@ -54,14 +54,27 @@ function findFixedMarks(response: Response): FixedMarks | null {
   return { status, body, headerKind, contentType, consumed };
 }
 
-/** A body Deno holds whole: the string or bytes it was made from, and whether it was used. */
-interface StaticBody {
-  body: unknown;
-  consumed: boolean;
+/** A Response's inner body, as Deno keeps it. */
+interface InnerBody {
+  /** The stream, or a body held whole: the string or bytes it was made from, and its use. */
+  streamOrStatic: ReadableStream<Uint8Array> | { body: unknown; consumed: boolean };
+  /** What the body was made from (a Blob, bytes, ...). */
+  source: unknown;
+  unusable(): boolean;
 }
 
 /** Where a Response keeps its inner response: status, header list, body. */
 let innerMark: symbol | null | undefined;
+
+/** The inner body; null for no body; undefined where this runtime keeps it otherwise. */
+function innerBodyOf(response: Response): InnerBody | null | undefined {
+  if (innerMark === undefined) innerMark = findSymbol(response, "response");
+  if (innerMark === null) return undefined;
+  const inner = (response as unknown as Record<symbol, { body?: InnerBody | null }>)[innerMark];
+  const body = inner?.body;
+  if (body === null) return response.body === null ? null : undefined;
+  return typeof body?.unusable === "function" ? body : undefined;
+}
 
 /**
  * The body of a Response made from a string, bytes, an ArrayBuffer, JSON or URLSearchParams, as
@@ -71,18 +84,27 @@ let innerMark: symbol | null | undefined;
  * The body counts as used afterwards, as after `await response.bytes()`.
  */
 export function wholeBody(response: Response): Chunk | null | undefined {
-  if (innerMark === undefined) innerMark = findSymbol(response, "response");
-  if (innerMark === null) return undefined;
-  const inner = (response as unknown as Record<symbol, { body?: unknown }>)[innerMark];
-  const body = inner?.body as { streamOrStatic?: StaticBody } | null | undefined;
-  if (body === null) return response.body === null ? null : undefined;
-  const held = body?.streamOrStatic;
-  if (held === undefined || held instanceof ReadableStream || held.consumed !== false) {
-    return undefined;
-  }
+  const body = innerBodyOf(response);
+  if (body === null || body === undefined) return body;
+  const held = body.streamOrStatic;
+  if (held instanceof ReadableStream || held.consumed !== false) return undefined;
   if (typeof held.body !== "string" && !(held.body instanceof Uint8Array)) return undefined;
   held.consumed = true;
   return held.body;
+}
+
+/** Past this a Blob is streamed: a file-backed one (Deno.openAsBlob) may not fit in memory. */
+const WHOLE_BLOB_MAX = 8 * 1024 * 1024;
+
+/**
+ * The Blob a Response was made from, when its stream is still untouched and the Blob small
+ * enough to read whole: its bytes go out with a length, in one write, without the stream.
+ */
+export function blobBody(response: Response): Blob | null {
+  const body = innerBodyOf(response);
+  const source = body?.source;
+  if (!(source instanceof Blob) || source.size > WHOLE_BLOB_MAX) return null;
+  return body!.unusable() ? null : source;
 }
 
 function findSymbol(object: object, description: string): symbol | null {

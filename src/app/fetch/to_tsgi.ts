@@ -11,7 +11,7 @@ import type { App, Body, Environ, FetchApp, Input, StartResponse } from "../../t
 import { HOP_BY_HOP } from "../../http/grammar.ts";
 import { ByteInput } from "../../tsgi/byte_input.ts";
 import { lazyRequest, lazyRequestsWork } from "./lazy_request.ts";
-import { fixedResponse, wholeBody } from "./response_internals.ts";
+import { blobBody, fixedResponse, wholeBody } from "./response_internals.ts";
 import { checkedBase, lazyUrl, urlOf } from "./request_url.ts";
 
 export { type FetchHandlerOptions, toFetchHandler } from "./to_fetch.ts";
@@ -81,7 +81,16 @@ function answer(
   startResponse(statusLineOf(response), [...responseHeaders(response.headers)]);
   const whole = wholeBody(response);
   if (whole !== undefined) return whole === null ? [] : [whole];
+  const blob = blobBody(response);
+  if (blob !== null) return wholeBlob(response, blob);
   return bodyOf(response, environ["tsgi.server.signal"] as SignalSource | undefined);
+}
+
+/** A Blob body, read whole; the Response's stream, never read, is cancelled as used. */
+async function wholeBlob(response: Response, blob: Blob): Promise<Body> {
+  const bytes = await blob.bytes();
+  response.body?.cancel().catch(() => {});
+  return [bytes];
 }
 
 /**
