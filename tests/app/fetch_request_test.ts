@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { toTsgiApp } from "../../src/app/fetch/to_tsgi.ts";
 import type { App } from "../../src/tsgi/types.ts";
+import { lazyRequestsWork } from "../../src/app/fetch/lazy_request.ts";
 import { parseResponses, rawExchange, withServer } from "../support/server.ts";
 
 type Handler = (request: Request) => Response | Promise<Response>;
@@ -32,6 +33,12 @@ async function inspectOne(
   });
   return seen;
 }
+
+Deno.test("fetch Request: this runtime's Requests are built lazily", () => {
+  // Not a behaviour (the public constructor serves as well), but a runtime whose internals
+  // moved would otherwise lose the fast path without a word.
+  assert.ok(lazyRequestsWork(), "the runtime's Request internals changed: see lazy_request.ts");
+});
 
 Deno.test("fetch Request: a real Request with method, url, headers and signal", async () => {
   const seen = await inspectOne((request) => ({
