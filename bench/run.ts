@@ -2,6 +2,7 @@
 //
 //   deno run -A bench/run.ts [--quick] [--repeats N] [--duration S] [--warmup S]
 //                            [--only hello,close,...] [--servers tsgi,deno,node] [--no-pin]
+//                            [--fetch]
 //
 // Each run starts a fresh server process, waits until it answers, checks the route gives the
 // right answer, warms it up, measures with wrk, reads its RSS and stops it. Repeats are
@@ -24,6 +25,7 @@ import {
 import { consoleTable } from "./report.ts";
 import {
   ALL_SERVERS,
+  asFetchScenarios,
   type Scenario,
   type ScenarioId,
   SCENARIOS,
@@ -46,7 +48,12 @@ interface Options {
   scenarios: Scenario[];
   servers: ServerId[];
   pin: boolean;
+  /** tsgi serves the peers' fetch handler in every scenario (issue 15's comparison). */
+  fetch: boolean;
 }
+
+/** Where --fetch runs go: the table of record (latest.json, docs/benchmarks.md) is TSGI apps. */
+const FETCH_RESULTS_FILE = new URL("fetch.json", RESULTS_FILE);
 
 const USAGE = `Usage: deno run -A bench/run.ts [options]
   --quick               1 repeat of 2 s (default: 3 repeats of 5 s)
@@ -55,7 +62,9 @@ const USAGE = `Usage: deno run -A bench/run.ts [options]
   --warmup S            seconds of unmeasured load before each run (default 1)
   --only a,b            scenarios: ${SCENARIOS.map((s) => s.id).join(",")}
   --servers a,b         servers: ${ALL_SERVERS.join(",")}
-  --no-pin              do not pin server and wrk to CPUs with taskset`;
+  --no-pin              do not pin server and wrk to CPUs with taskset
+  --fetch               tsgi serves apps/bench_fetch.ts, the handler Deno.serve runs, in every
+                        scenario; writes bench/results/fetch.json only`;
 
 function usageError(message: string): never {
   console.error(`bench: ${message}\n${USAGE}`);
@@ -91,6 +100,7 @@ export function parseOptions(args: string[]): Options {
     scenarios: [...SCENARIOS],
     servers: [...ALL_SERVERS],
     pin: true,
+    fetch: false,
   };
   const ids = SCENARIOS.map((s) => s.id);
   for (let i = 0; i < args.length; i++) {
@@ -109,8 +119,10 @@ export function parseOptions(args: string[]): Options {
       options.scenarios = SCENARIOS.filter((s) => only.includes(s.id));
     } else if (flag === "--servers") options.servers = pickList(flag, args[++i], ALL_SERVERS);
     else if (flag === "--no-pin") options.pin = false;
+    else if (flag === "--fetch") options.fetch = true;
     else usageError(`unknown option "${flag}"`);
   }
+  if (options.fetch) options.scenarios = asFetchScenarios(options.scenarios);
   return options;
 }
 
@@ -345,11 +357,13 @@ async function main(): Promise<void> {
       }
     }
   }
-  await Deno.mkdir(new URL("./", RESULTS_FILE), { recursive: true });
-  await Deno.writeTextFile(RESULTS_FILE, JSON.stringify(results, null, 2) + "\n");
-  await writeDocs(results);
+  const file = options.fetch ? FETCH_RESULTS_FILE : RESULTS_FILE;
+  await Deno.mkdir(new URL("./", file), { recursive: true });
+  await Deno.writeTextFile(file, JSON.stringify(results, null, 2) + "\n");
+  if (!options.fetch) await writeDocs(results);
   console.log(`\n${consoleTable(results)}\n`);
-  console.log(`bench: wrote ${RESULTS_FILE.pathname}, docs/benchmarks.md and docs/benchmarks.svg`);
+  const docs = options.fetch ? "" : ", docs/benchmarks.md and docs/benchmarks.svg";
+  console.log(`bench: wrote ${file.pathname}${docs}`);
 }
 
 if (import.meta.main) await main();

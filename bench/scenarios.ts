@@ -51,6 +51,8 @@ export const SERVER_NAMES: Readonly<Record<ServerId, string>> = {
 export const ALL_SERVERS: readonly ServerId[] = ["tsgi", "deno", "node"];
 
 const APP = "apps/bench_app.ts";
+/** The handler bench/peers/deno_serve.ts serves, as a fetch app for tsgi. */
+const FETCH_APP = "apps/bench_fetch.ts";
 
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -136,7 +138,7 @@ export const SCENARIOS: readonly Scenario[] = [
     path: "/",
     connections: 50,
     metric: "rps",
-    tsgiApp: "apps/bench_fetch.ts",
+    tsgiApp: FETCH_APP,
     tsgiFlags: [],
     pinServer: true,
     target: { op: ">=", value: 0.85 },
@@ -154,3 +156,27 @@ export const SCENARIOS: readonly Scenario[] = [
     target: null,
   },
 ];
+
+/** Issue 15's goals for fetch apps, against Deno.serve running the same handler. */
+const FETCH_TARGETS: Partial<Record<ScenarioId, Target>> = {
+  hello: { op: ">=", value: 0.9 },
+  close: { op: ">=", value: 1.0 },
+  pipeline: { op: ">=", value: 2.0 },
+  download: { op: ">=", value: 1.5 },
+  upload: { op: ">=", value: 1.0 },
+  latency: { op: "<=", value: 2.0 },
+  fetch: { op: ">=", value: 0.9 },
+};
+
+/**
+ * `bench/run.ts --fetch`: the same scenarios with tsgi serving the fetch handler Deno.serve
+ * runs (apps/bench_fetch.ts), judged by the fetch targets. The workers scenario has none.
+ */
+export function asFetchScenarios(scenarios: readonly Scenario[]): Scenario[] {
+  return scenarios.filter((s) => s.id !== "workers").map((s) => ({
+    ...s,
+    title: `fetch app: ${s.title}`,
+    tsgiApp: FETCH_APP,
+    target: FETCH_TARGETS[s.id] ?? null,
+  }));
+}

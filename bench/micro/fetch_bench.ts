@@ -1,10 +1,8 @@
 // The fetch adapter (src/app/fetch/to_tsgi.ts) step by step: what each part of serving a fetch
-// app costs, in isolation and through the whole engine over a fake socket, and what prototype C
-// below (not in src/) would save. See docs/performance.md, "Fetch apps: where the time goes".
+// app costs, in isolation and through the whole engine over a fake socket. See
+// docs/performance.md, "Fetch apps: where the time goes".
 //
 //   deno bench -A bench/micro/fetch_bench.ts
-//
-// The prototype is exported so that a wrk run can serve it (see the doc section).
 
 import { Connection } from "../../src/server/connection.ts";
 import { requestFromEnviron, toTsgiApp } from "../../src/app/fetch/to_tsgi.ts";
@@ -23,81 +21,6 @@ import {
 const hello = (_request: Request): Response => new Response("Hello, World!");
 const helloAsync = (_request: Request): Promise<Response> =>
   Promise.resolve(new Response("Hello, World!"));
-
-// ---------------------------------------------------------------------------------------------
-// Prototype C (not in src/; A, the sync answer, is in to_tsgi.ts since cc44b67).
-
-/**
- * Prototype C: a Request built as Deno.serve builds its own (fromInnerRequest): branded, with an
- * inner request whose URL and header list are computed only when read. Uses runtime internals
- * found by symbol description, as to_tsgi.ts's fixedResponse does for Responses (Deno 2.9).
- */
-const template = new Request("http://x/");
-const sym = (d: string, o: object = template) =>
-  Object.getOwnPropertySymbols(o).find((s) => s.description === d)!;
-const BRAND = sym("[[webidl.brand]]");
-const INNER = sym("request");
-const GET_HEADERS = sym("get headers");
-const GUARD = sym("headers guard");
-const lazyOk = [BRAND, INNER, GET_HEADERS, GUARD].every((s) => s !== undefined);
-
-/** The inner request Deno's Request getters read; its URL and header list are made on demand. */
-class LazyInner {
-  methodInner: string;
-  headerListInner: [string, string][] | null = null;
-  body = null;
-  redirectMode = "follow";
-  redirectCount = 0;
-  urlList: (() => string)[];
-  urlListProcessed: string[] = [];
-  clientRid = null;
-  blobUrlEntry = null;
-  readonly #headers: () => [string, string][];
-
-  constructor(method: string, url: () => string, headers: () => [string, string][]) {
-    this.methodInner = method;
-    this.urlList = [url];
-    this.#headers = headers;
-  }
-  get method(): string {
-    return this.methodInner;
-  }
-  set method(v: string) {
-    this.methodInner = v;
-  }
-  get headerList(): [string, string][] {
-    return (this.headerListInner ??= this.#headers());
-  }
-  set headerList(v: [string, string][]) {
-    this.headerListInner = v;
-  }
-  url(): string {
-    return (this.urlListProcessed[0] ??= this.urlList[0]());
-  }
-  currentUrl(): string {
-    const i = this.urlList.length - 1;
-    return (this.urlListProcessed[i] ??= this.urlList[i]());
-  }
-}
-
-function headersOfInner(this: LazyInner): Headers {
-  return new Headers(this.headerList);
-}
-
-export function lazyRequest(
-  method: string,
-  url: () => string,
-  headers: () => [string, string][],
-  proto: object = Request.prototype,
-): Request {
-  const inner = new LazyInner(method, url, headers);
-  const r = Object.create(proto);
-  r[BRAND] = BRAND;
-  r[INNER] = inner;
-  r[GUARD] = "request";
-  r[GET_HEADERS] = headersOfInner.bind(inner);
-  return r;
-}
 
 // ---------------------------------------------------------------------------------------------
 // A real environ, as the engine builds it, for the steps in isolation.
@@ -127,16 +50,14 @@ Deno.bench("Request: requestFromEnviron (small head)", { group: "request", basel
 Deno.bench("Request: requestFromEnviron (17-field head)", { group: "request" }, () => {
   sink = requestFromEnviron(heavyEnviron);
 });
-Deno.bench("Request: prototype C, lazy Request (nothing read)", { group: "request" }, () => {
-  if (!lazyOk) throw new Error("this runtime has no such internals");
-  sink = lazyRequest("GET", () => url, () => Object.entries(headersRecord));
-});
-Deno.bench("Request: prototype C, lazy Request + read url, headers", { group: "request" }, () => {
-  const r = lazyRequest("GET", () => new URL(url).href, () => Object.entries(headersRecord));
-  sink = r.url + r.headers.get("accept");
-});
 Deno.bench("Request: requestFromEnviron + read url, headers", { group: "request" }, () => {
   const r = requestFromEnviron(environ);
+  sink = r.url + r.headers.get("accept");
+});
+Deno.bench("Request: requestFromEnviron (17-field head) + read url, headers", {
+  group: "request",
+}, () => {
+  const r = requestFromEnviron(heavyEnviron);
   sink = r.url + r.headers.get("accept");
 });
 Deno.bench("Request: new Request(url) alone", { group: "request" }, () => {

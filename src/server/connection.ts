@@ -105,6 +105,8 @@ const DRAIN_LIMIT = 256 * 1024;
 /** How long, and how much, a closing connection reads and drops after an error answer. */
 const LINGER_MS = 2000;
 const LINGER_BYTES = 256 * 1024;
+/** Microtasks an async app's answer may take and still leave with the pipelined ones before. */
+const SETTLE_TICKS = 3;
 /** No socket read is in flight. */
 const NOT_READING = 0;
 /** A read whose caller awaits it. */
@@ -732,13 +734,14 @@ export class Connection implements ClosePolicy {
   }
 
   async #callAppAsync(result: Promise<Body>, response: ResponseWriter): Promise<void> {
-    // An async app that waits on nothing (most do, for most requests) settles within a
-    // microtask; one that waits on I/O should not hold back the responses already buffered
-    // for earlier pipelined requests, so those start on their way first.
+    // An async app that waits on nothing (most do, for most requests) settles within a few
+    // microtasks (a fetch app's adapter takes three: its handler's promise, the adapter's
+    // `then`, this `then`); one that waits on I/O should not hold back the responses already
+    // buffered for earlier pipelined requests, so those start on their way first.
     let settled = false;
     const mark = () => void (settled = true);
     result.then(mark, mark);
-    await null;
+    for (let tick = 0; tick < SETTLE_TICKS && !settled; tick++) await null;
     if (!settled) this.#out.flushBehind();
     let body: Body;
     try {

@@ -60,6 +60,12 @@ export class OutputBuffer {
     this.#len = len;
   }
 
+  /** Appends text known to be ASCII (a small body), one byte a character, as append() would. */
+  appendAscii(s: string): Promise<void> | undefined {
+    this.appendLatin1(s);
+    return this.#len >= COPY_LIMIT ? this.flush() : undefined;
+  }
+
   /** Makes room for `n` more bytes, so that the put* calls that follow need no checks. */
   reserve(n: number): void {
     if (this.#len + n > this.#buf.length) this.#grow(this.#len + n);

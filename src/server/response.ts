@@ -255,9 +255,11 @@ export class ResponseWriter {
     if (this.#legacy !== null) return this.#sendSync(body[Symbol.iterator]());
     this.#requireStarted();
     if (body.length === 1) {
-      const bytes = toBytes(body[0]);
-      if (!this.#headSent) this.#writeHead(bytes.length);
-      const pending = this.#writeBody(bytes);
+      const chunk = body[0];
+      // Short ASCII text goes into the buffer as it is: no encoder call, no array for it.
+      const piece = typeof chunk === "string" && isShortAscii(chunk) ? chunk : toBytes(chunk);
+      if (!this.#headSent) this.#writeHead(piece.length);
+      const pending = this.#writeBody(piece);
       return pending ? pending.then(() => this.#finish()) : this.#finish();
     }
     const chunks = body.map(toBytes);
@@ -389,16 +391,20 @@ export class ResponseWriter {
     return FRAMING_APP;
   }
 
-  #writeBody(bytes: Uint8Array): Promise<void> | undefined {
+  /** Writes body bytes, or text isShortAscii() passed (one byte a character). */
+  #writeBody(bytes: Uint8Array | string): Promise<void> | undefined {
     if (this.#noBody) return undefined;
     const declared = this.#declaredLength;
     if (declared >= 0 && !this.#chunked && this.bodyBytes + bytes.length > declared) {
-      return this.#overflow(bytes, declared);
+      return this.#overflow(toBytes(bytes), declared);
     }
     this.bodyBytes += bytes.length;
-    if (!this.#chunked) return this.#out.append(bytes);
-    this.#out.appendLatin1(bytes.length.toString(16) + "\r\n");
-    const pending = this.#out.append(bytes);
+    const out = this.#out;
+    if (!this.#chunked) {
+      return typeof bytes === "string" ? out.appendAscii(bytes) : out.append(bytes);
+    }
+    out.appendLatin1(bytes.length.toString(16) + "\r\n");
+    const pending = out.append(toBytes(bytes));
     if (pending) return pending.then(() => void this.#out.append(CRLF));
     return this.#out.append(CRLF);
   }
@@ -462,6 +468,15 @@ function parseDecimal(s: string): number {
     n = n * 10 + d;
   }
   return n;
+}
+
+/** Past this, text is encoded in one call rather than checked character by character. */
+const ASCII_TEXT_MAX = 1024;
+
+function isShortAscii(text: string): boolean {
+  if (text.length > ASCII_TEXT_MAX) return false;
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 function toBytes(chunk: Chunk): Uint8Array {

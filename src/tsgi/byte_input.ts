@@ -50,6 +50,15 @@ export abstract class ByteInput implements Input {
     return gathered.bytes();
   }
 
+  /**
+   * The next piece as it came, at most `max` bytes; empty at the end. Not part of the TSGI
+   * contract: for readers that take chunks of any size (a fetch Request's body stream), which
+   * read() would make wait for `max` bytes and copy the pieces together.
+   */
+  async readChunk(max: number): Promise<Uint8Array> {
+    return (await this.#take(max)) ?? EMPTY;
+  }
+
   /** Bytes still to come when the framing says (pending ones included); -1 when unknown. */
   protected expectedBytes(): number {
     return -1;

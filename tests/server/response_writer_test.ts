@@ -90,6 +90,7 @@ async function writeOne(
   method: string,
   fields: Fields,
   next: Next = NEXT[0],
+  body: string = BODY,
 ): Promise<string> {
   let wire = "";
   const latin1 = new TextDecoder("latin1");
@@ -102,10 +103,31 @@ async function writeOne(
   const writer = new ResponseWriter(out, method, 1, next.keepAlive, undefined, next.lines);
   writer.startResponse(`${status} ${reasonPhrase(status)}`, fields);
   const bodiless = status === 204 || status === 304;
-  await writer.send(bodiless ? [] : [BODY]);
+  await writer.send(bodiless ? [] : [body]);
   await out.flush();
   return wire;
 }
+
+Deno.test("a text body goes out as UTF-8 with its length in bytes, ASCII or not, short or long", async () => {
+  const utf8 = new TextEncoder();
+  const latin1 = new TextDecoder("latin1");
+  for (
+    const body of ["", "plain", "café ✓ 🎉", "x".repeat(1024), "y".repeat(1025), "é".repeat(600)]
+  ) {
+    const wire = await writeOne(200, "GET", [], NEXT[0], body);
+    const bytes = utf8.encode(body);
+    assert.ok(wire.includes(`\r\nContent-Length: ${bytes.length}\r\n`), body.slice(0, 20));
+    assert.ok(wire.endsWith("\r\n\r\n" + latin1.decode(bytes)), body.slice(0, 20));
+  }
+});
+
+Deno.test("a text body longer than the app's Content-Length is cut there and fails", async () => {
+  await assert.rejects(
+    writeOne(200, "GET", [["Content-Length", "3"]], NEXT[0], "hello"),
+    (error: Error) =>
+      error instanceof AppError && /longer than its Content-Length/.test(error.message),
+  );
+});
 
 Deno.test("the writer's framing table for TSGI apps: status × method × headers × next", async () => {
   let rows = 0;

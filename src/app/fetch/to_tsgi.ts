@@ -4,20 +4,15 @@
 // The other direction, TSGI app -> fetch handler, is fetch_handler.ts.
 
 import { HttpError, reasonPhrase } from "../../http/errors.ts";
-import { percentDecodePath, requestAuthority } from "../../tsgi/environ.ts";
 import { headerNameOf } from "../../http/field_names.ts";
 import { isUpgradeResponse, rememberEnviron } from "../websocket.ts";
-import type {
-  App,
-  Body,
-  Chunk,
-  Environ,
-  FetchApp,
-  Input,
-  StartResponse,
-} from "../../tsgi/types.ts";
+import type { App, Body, Environ, FetchApp, Input, StartResponse } from "../../tsgi/types.ts";
 
 import { HOP_BY_HOP } from "../../http/grammar.ts";
+import { ByteInput } from "../../tsgi/byte_input.ts";
+import { lazyRequest, lazyRequestsWork } from "./lazy_request.ts";
+import { blobBody, fixedResponse, wholeBody } from "./response_internals.ts";
+import { checkedBase, lazyUrl, urlOf } from "./request_url.ts";
 
 export { type FetchHandlerOptions, toFetchHandler } from "./to_fetch.ts";
 
@@ -84,7 +79,18 @@ function answer(
     return [fixed.body];
   }
   startResponse(statusLineOf(response), [...responseHeaders(response.headers)]);
+  const whole = wholeBody(response);
+  if (whole !== undefined) return whole === null ? [] : [whole];
+  const blob = blobBody(response);
+  if (blob !== null) return wholeBlob(response, blob);
   return bodyOf(response, environ["tsgi.server.signal"] as SignalSource | undefined);
+}
+
+/** A Blob body, read whole; the Response's stream, never read, is cancelled as used. */
+async function wholeBlob(response: Response, blob: Blob): Promise<Body> {
+  const bytes = await blob.bytes();
+  response.body?.cancel().catch(() => {});
+  return [bytes];
 }
 
 /**
@@ -99,24 +105,44 @@ export function requestFromEnviron(
   body?: ReadableStream<Uint8Array>,
 ): Request {
   const method = environ.REQUEST_METHOD;
-  const init: RequestInit & { duplex?: string } = { method, headers: headersOf(environ) };
-  if (hasBody(environ)) {
-    init.body = body ?? new InputStream(environ["tsgi.input"]).stream;
+  const stream = hasBody(environ) ? body ?? new InputStream(environ["tsgi.input"]).stream : null;
+  const signal = environ["tsgi.server.signal"] as SignalSource | undefined;
+  if (LAZY_METHODS.has(method) && lazyRequestsWork()) {
+    const base = checkedBase(environ);
+    return lazyRequest((token) => newRequest(token as unknown as string, undefined, signal), {
+      method,
+      url: () => lazyUrl(base, environ),
+      headers: () => headerListOf(environ),
+      body: stream,
+    });
+  }
+  const init: RequestInit & { duplex?: string } = { method, headers: headerListOf(environ) };
+  if (stream !== null) {
+    init.body = stream;
     init.duplex = "half";
   }
-  const signal = environ["tsgi.server.signal"];
-  let request: Request;
   try {
-    request = typeof signal === "function"
-      ? new ServerRequest(urlOf(environ), init, signal as SignalSource)
-      : new Request(urlOf(environ), init);
+    return newRequest(urlOf(environ), init, signal);
   } catch (error) {
     if (/method/i.test((error as Error).message)) {
       throw new HttpError(405, `Method "${method}" cannot be given to a fetch app`);
     }
     throw new HttpError(400, "Request cannot be expressed as a URL and headers");
   }
-  return request;
+}
+
+/**
+ * Methods a Request keeps as they are: no normalizing, none forbidden. Requests with these are
+ * built lazily; any other takes the public constructor, which normalizes or refuses it.
+ */
+const LAZY_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
+
+function newRequest(
+  input: string,
+  init: RequestInit | undefined,
+  signal: SignalSource | undefined,
+): Request {
+  return signal === undefined ? new Request(input, init) : new ServerRequest(input, init, signal);
 }
 
 /**
@@ -127,8 +153,8 @@ class ServerRequest extends Request {
   readonly #source: SignalSource;
   #signal: AbortSignal | undefined;
 
-  constructor(url: string, init: RequestInit, source: SignalSource) {
-    super(url, init);
+  constructor(input: string, init: RequestInit | undefined, source: SignalSource) {
+    super(input, init);
     this.#source = source;
   }
 
@@ -145,47 +171,19 @@ function hasBody(environ: Environ): boolean {
   return environ.HTTP_TRANSFER_ENCODING !== undefined;
 }
 
-/** The headers as a record: the Request takes it without iterating (a Headers is iterated). */
-function headersOf(environ: Environ): Record<string, string> {
-  const headers: Record<string, string> = {};
+/** The header list a Request holds: lower-case names, one entry per field. */
+function headerListOf(environ: Environ): [string, string][] {
+  const headers: [string, string][] = [];
   for (const key in environ) {
     if (key.charCodeAt(0) === 0x48 /* H */ && key.startsWith("HTTP_")) {
-      headers[headerNameOf(key)] = environ[key] as string;
+      headers.push([headerNameOf(key), environ[key] as string]);
     }
   }
-  if (environ.CONTENT_TYPE !== undefined) headers["content-type"] = environ.CONTENT_TYPE;
-  if (environ.CONTENT_LENGTH !== undefined) headers["content-length"] = environ.CONTENT_LENGTH;
+  if (environ.CONTENT_TYPE !== undefined) headers.push(["content-type", environ.CONTENT_TYPE]);
+  if (environ.CONTENT_LENGTH !== undefined) {
+    headers.push(["content-length", environ.CONTENT_LENGTH]);
+  }
   return headers;
-}
-
-/** scheme://host/path?query, the path being SCRIPT_NAME + PATH_INFO. */
-function urlOf(environ: Environ): string {
-  return `${environ["tsgi.url_scheme"]}://${requestAuthority(environ)}${targetOf(environ)}`;
-}
-
-/**
- * The path and query. The raw target keeps the client's encoding (`%2F` stays `%2F`), so it
- * is used whenever it still names SCRIPT_NAME + PATH_INFO; middleware that rewrote the path
- * (a router, a rewrite) gets the path re-encoded from the environ instead.
- */
-function targetOf(environ: Environ): string {
-  const raw = environ.RAW_URI;
-  const path = environ.SCRIPT_NAME + environ.PATH_INFO;
-  const pathStart = raw.charCodeAt(0) === 0x2f ? 0 : raw.indexOf("/", raw.indexOf("//") + 2);
-  if (pathStart >= 0) {
-    const q = raw.indexOf("?", pathStart);
-    const rawPath = q < 0 ? raw.slice(pathStart) : raw.slice(pathStart, q);
-    if (rawPath === path || (rawPath.includes("%") && percentDecodePath(rawPath) === path)) {
-      return pathStart === 0 ? raw : raw.slice(pathStart);
-    }
-  }
-  const query = environ.QUERY_STRING;
-  return encodePath(path) + (query === "" ? "" : "?" + query);
-}
-
-function encodePath(path: string): string {
-  const encoded = encodeURI(path).replaceAll("?", "%3F").replaceAll("#", "%23");
-  return encoded.charCodeAt(0) === 0x2f ? encoded : "/" + encoded;
 }
 
 function infoOf(environ: Environ): FetchInfo {
@@ -205,10 +203,15 @@ class InputStream {
   failure: unknown = undefined;
 
   constructor(input: Input) {
+    // The server's own input hands over pieces as they come off the socket; any other (one
+    // middleware wrapped) is read through the TSGI contract.
+    const read = input instanceof ByteInput
+      ? () => input.readChunk(INPUT_CHUNK)
+      : () => input.read(INPUT_CHUNK);
     this.stream = new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         try {
-          const bytes = await input.read(INPUT_CHUNK);
+          const bytes = await read();
           if (bytes.length === 0) controller.close();
           else controller.enqueue(bytes);
         } catch (error) {
@@ -235,57 +238,6 @@ function* responseHeaders(headers: Headers): Iterable<[string, string]> {
     yield [name, value];
   }
   for (const cookie of headers.getSetCookie()) yield ["set-cookie", cookie];
-}
-
-/** The runtime's own marks on a Response made from a string or bytes and no headers. */
-interface FixedMarks {
-  status: symbol;
-  body: symbol;
-  headerKind: symbol;
-  contentType: symbol;
-  consumed: symbol;
-}
-
-let fixedMarks: FixedMarks | null | undefined;
-
-/**
- * `new Response("text")` and `Response.json(x)` — most responses of most apps — are kept by
- * Deno as the string or bytes plus a content-type kind, and turned into Headers and a stream
- * only when asked: that is how `Deno.serve` answers them without the cost. Where this runtime
- * marks a Response so (Deno 2.9, found by symbol description, checked against the public
- * status), the body is taken as it is; anywhere else, or for any other Response, the public
- * path is used. Not touching `headers` or `body` first matters: reading them drops the marks.
- */
-function fixedResponse(response: Response): { headers: [string, string][]; body: Chunk } | null {
-  if (fixedMarks === undefined) fixedMarks = findFixedMarks(response);
-  if (fixedMarks === null) return null;
-  const marked = response as unknown as Record<symbol, unknown>;
-  const status = marked[fixedMarks.status];
-  const body = marked[fixedMarks.body];
-  if (status !== response.status || marked[fixedMarks.consumed] !== false) return null;
-  if (typeof body !== "string" && !(body instanceof Uint8Array)) return null;
-  const kind = marked[fixedMarks.headerKind];
-  if (kind === 0) return { headers: [], body };
-  if (kind === 1) return { headers: [["content-type", "text/plain;charset=UTF-8"]], body };
-  const contentType = marked[fixedMarks.contentType];
-  if (kind === 2 && typeof contentType === "string") {
-    return { headers: [["content-type", contentType]], body };
-  }
-  return null;
-}
-
-function findFixedMarks(response: Response): FixedMarks | null {
-  const byName = new Map<string, symbol>();
-  for (const symbol of Object.getOwnPropertySymbols(response)) {
-    if (symbol.description) byName.set(symbol.description, symbol);
-  }
-  const status = byName.get("serve fast status");
-  const body = byName.get("serve fast body");
-  const headerKind = byName.get("serve fast header kind");
-  const contentType = byName.get("serve fast content type");
-  const consumed = byName.get("serve fast consumed");
-  if (!status || !body || !headerKind || !contentType || !consumed) return null;
-  return { status, body, headerKind, contentType, consumed };
 }
 
 /** A body Deno made from a string or bytes delivers within a few microtasks; I/O cannot. */
