@@ -288,3 +288,20 @@ Deno.test("fetch Request: a body read through middleware's own tsgi.input arrive
   });
   assert.ok(reads > 0, "the wrapper's read() was used");
 });
+
+Deno.test("fetch Request: a header middleware put in the environ is checked as Headers would", async () => {
+  const handler = toTsgiApp((request) => new Response(request.headers.get("x-added") ?? "none"));
+  const added = (value: string): App => (environ, startResponse) =>
+    handler({ ...environ, HTTP_X_ADDED: value }, startResponse);
+  await withServer(added("fine"), async ({ url }) => {
+    const response = await fetch(url);
+    assert.equal(await response.text(), "fine");
+  });
+  // A CR LF in a value would ride along into a fetch(request) of the app's: refused (500).
+  await withServer(added("a\r\nInjected: 1"), async ({ url, errors }) => {
+    const response = await fetch(url);
+    await response.body?.cancel();
+    assert.equal(response.status, 500);
+    assert.match(errors.text, /Invalid header in the environ: "x-added"/);
+  });
+});

@@ -112,7 +112,7 @@ export function requestFromEnviron(
     return lazyRequest((token) => newRequest(token as unknown as string, undefined, signal), {
       method,
       url: () => lazyUrl(base, environ),
-      headers: () => headerListOf(environ),
+      headers: () => checkedHeaderList(headerListOf(environ)),
       body: stream,
     });
   }
@@ -184,6 +184,24 @@ function headerListOf(environ: Environ): [string, string][] {
     headers.push(["content-length", environ.CONTENT_LENGTH]);
   }
   return headers;
+}
+
+/** A field name (RFC 9110 token) and a value as the Headers class would take them. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FORBIDDEN_IN_VALUE = /[\0\r\n]/;
+
+/**
+ * The header list of a lazily built Request, checked as `new Headers()` would: fields from the
+ * wire were checked by the parser, but middleware may have added HTTP_* keys of its own, and
+ * a lazy Request skips the constructor's checks. A bad one is the app's error (500).
+ */
+function checkedHeaderList(list: [string, string][]): [string, string][] {
+  for (const [name, value] of list) {
+    if (!TOKEN.test(name) || FORBIDDEN_IN_VALUE.test(value)) {
+      throw new TypeError(`Invalid header in the environ: ${JSON.stringify(name)}`);
+    }
+  }
+  return list;
 }
 
 function infoOf(environ: Environ): FetchInfo {
