@@ -443,8 +443,15 @@ function narrowedSetUp(spec: string, config: Config, configFile?: string): Narro
   return { why: narrowThisProcess(grants, user) };
 }
 
-/** Resolves once a signal has stopped the server; a second signal stops it at once. */
-function stopOnSignals(shutdown: () => Promise<void>, log: ErrorLog): Promise<void> {
+/**
+ * Resolves once a signal has stopped the server; a second signal stops it at once. SIGTERM (a
+ * supervisor's stop, a rolling restart) leaves idle keep-alive connections for the client or
+ * proxy to close; Ctrl-C does not wait for them.
+ */
+function stopOnSignals(
+  shutdown: (gracefulMs?: number, keepIdle?: boolean) => Promise<void>,
+  log: ErrorLog,
+): Promise<void> {
   return new Promise((resolve) => {
     let stopping = false;
     const onSignal = (signal: Deno.Signal) => () => {
@@ -454,7 +461,7 @@ function stopOnSignals(shutdown: () => Promise<void>, log: ErrorLog): Promise<vo
       }
       stopping = true;
       log.info(`${signal}: stopping gracefully`);
-      shutdown().then(resolve);
+      shutdown(undefined, signal === "SIGTERM").then(resolve);
     };
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
       Deno.addSignalListener(signal, onSignal(signal));

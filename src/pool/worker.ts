@@ -59,17 +59,19 @@ export async function runWorker(spec: string, config: WorkerConfig): Promise<num
   let stopping = false;
   let stopped!: () => void;
   const done = new Promise<void>((resolve) => (stopped = resolve));
-  const stop = (why: string) => {
+  // Asked by the master (SIGTERM), idle keep-alive connections are left for proxies to close
+  // (Server.shutdown); with the master gone, nothing is kept waiting.
+  const stop = (why: string, keepIdle = false) => {
     if (stopping) return;
     stopping = true;
     log.info(`Worker ${env.id} stopping: ${why}`);
     // Not serving yet: nothing to finish.
     if (handle === null) Deno.exit(0);
-    drain(handle, env.listenFds !== undefined).then(stopped);
+    drain(handle, env.listenFds !== undefined, keepIdle).then(stopped);
   };
   channel.onClosed = () => stop("master gone (control channel closed)");
   const ignore = () => {};
-  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM", true));
   Deno.addSignalListener("SIGQUIT", () => Deno.exit(0));
   Deno.addSignalListener("SIGINT", ignore);
   Deno.addSignalListener("SIGHUP", ignore);
@@ -136,15 +138,15 @@ export async function runWorker(spec: string, config: WorkerConfig): Promise<num
  * the engine drains — responses say "Connection: close", so keep-alive clients move to the
  * other workers cleanly — and a moment later the graceful shutdown closes what is idle.
  */
-async function drain(handle: ServerHandle, shared: boolean): Promise<void> {
+async function drain(handle: ServerHandle, shared: boolean, keepIdle: boolean): Promise<void> {
   // A shared socket stays open in the master: closing ours leaves its queue to the others.
-  if (shared) return await handle.shutdown();
+  if (shared) return await handle.shutdown(undefined, keepIdle);
   if (await leaveReusePortGroup(handle.addrs.map((a) => a.port))) {
     await delay(FIRST_REQUEST_MS);
     handle.server.engine.draining = true;
     await delay(SETTLE_MS);
   }
-  await handle.shutdown();
+  await handle.shutdown(undefined, keepIdle);
 }
 
 function loadFailure(error: unknown): string {

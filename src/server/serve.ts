@@ -41,8 +41,11 @@ export interface ServerHandle {
   server: Server;
   /** Resolves when the server has stopped. */
   finished: Promise<void>;
-  /** Graceful stop; `gracefulMs` defaults to the configured graceful timeout. */
-  shutdown(gracefulMs?: number): Promise<void>;
+  /**
+   * Graceful stop; `gracefulMs` defaults to the configured graceful timeout. `keepIdle`: idle
+   * keep-alive connections keep their deadline instead of closing at once (Server.shutdown).
+   */
+  shutdown(gracefulMs?: number, keepIdle?: boolean): Promise<void>;
 }
 
 /** Starts serving `app`; throws Deno's error when an address cannot be bound. */
@@ -137,7 +140,8 @@ export function listen(options: ServeOptions = {}): BoundServer {
         socketPaths,
         server,
         finished,
-        shutdown: (gracefulMs = config.gracefulTimeout * 1000) => server.shutdown(gracefulMs),
+        shutdown: (gracefulMs = config.gracefulTimeout * 1000, keepIdle = false) =>
+          server.shutdown(gracefulMs, keepIdle),
       };
     },
     close: () => server.shutdown(0),

@@ -204,10 +204,14 @@ export class Server {
   }
 
   /**
-   * Stops gracefully: no new connections, idle ones closed at once, active ones given until
-   * `gracefulMs` to finish their request, then closed. Resolves when none is left.
+   * Stops gracefully: no new connections, active ones given until `gracefulMs` to finish their
+   * request, then closed; resolves when none is left. Idle keep-alive connections are closed
+   * at once, unless `keepIdle`: then each keeps its keep-alive deadline (a request that comes
+   * on it is answered with Connection: close), so that a proxy, whose own idle timeout is
+   * shorter (docs/deploy.md), closes it first and never sends a request into the close — it
+   * cannot retry a POST. A supervisor's stop (SIGTERM) keeps them; Ctrl-C does not wait.
    */
-  async shutdown(gracefulMs: number): Promise<void> {
+  async shutdown(gracefulMs: number, keepIdle = false): Promise<void> {
     this.#closing = true;
     this.engine.draining = true;
     for (const { listener } of this.#listening) {
@@ -226,15 +230,11 @@ export class Server {
       // A WebSocket is told the server is going (1001) and closes within its handshake's time.
       connection.goingAway();
       if (connection.state !== ConnState.Idle) continue;
-      // An idle connection may have a request on its way: a keep-alive client (a proxy) may
-      // pick it at any instant, and a request closed under it fails — a proxy cannot retry a
-      // POST (a 502). So it keeps its keep-alive deadline: a proxy whose own idle timeout is
-      // shorter (docs/deploy.md) closes it first, and a request that comes is answered with
-      // Connection: close. One just accepted (a worker leaving a shared port meets these)
-      // gets a moment to send its first request, not the whole header timeout.
+      // One just accepted may be about to send its request (a worker leaving a shared port
+      // meets these): it gets a moment to, and its answer closes it.
       if (connection.requestsServed === 0) {
         connection.deadline = Math.min(connection.deadline, now + FRESH_CONNECTION_GRACE_MS);
-      }
+      } else if (!keepIdle) connection.close();
     }
     if (this.#connections.size > 0) {
       const emptied = new Promise<void>((resolve) => (this.#emptied = resolve));
