@@ -6,8 +6,11 @@
 import { BufferPool, connectionBuffers } from "./buffer_pool.ts";
 import { frameHeaderSize, writeFrameHeader } from "../http/websocket_frames.ts";
 
-/** Chunks for the bytes of a large frame: a megabyte leaves in one write (at most 8 MiB kept). */
-const largeChunks = new BufferPool(1024 * 1024, 8);
+/**
+ * Chunks for the bytes of a large frame (at most 8 kept): a message of a power of two up to
+ * 1 MiB leaves with its header in one write, not with a few bytes trailing in a second.
+ */
+const largeChunks = new BufferPool(1024 * 1024 + 16, 8);
 
 /** Bytes copied in, not yet written; `sealed` once its write has begun (nothing more is added). */
 interface Chunk {
@@ -60,7 +63,7 @@ export class FrameOutput {
     if (this.#stopped) return;
     const n = payload.length;
     this.#queued += frameHeaderSize(n) + n;
-    let tail = this.#room(frameHeaderSize(n), n);
+    let tail = this.#room(frameHeaderSize(n), frameHeaderSize(n) + n);
     tail.fill += writeFrameHeader(tail.buf, tail.fill, opcode, n, fin);
     for (let at = 0; at < n;) {
       if (tail.fill === tail.buf.length) tail = this.#room(1, n - at);
@@ -92,7 +95,7 @@ export class FrameOutput {
     if (!this.#draining) this.#release();
   }
 
-  /** The tail chunk when it has `need` bytes free, else a new one sized for `rest` more. */
+  /** The tail chunk when it has `need` bytes free, else a new one, chosen for `rest` more. */
   #room(need: number, rest: number): Chunk {
     const last = this.#entries.at(-1);
     if (
