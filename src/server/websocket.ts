@@ -15,8 +15,8 @@ import {
   OPCODE,
   WebSocketProtocolError,
 } from "../http/websocket_frames.ts";
-import { giveBuffer, POOLED_SIZE, takeBuffer } from "./buffer_pool.ts";
 import { FrameOutput } from "./websocket_output.ts";
+import { SocketReads } from "./websocket_reads.ts";
 
 /** How a socket behaves; the server's flags set these. */
 export interface WebSocketLimits {
@@ -143,27 +143,30 @@ export class ServerWebSocket extends EventTarget {
     this.#fire("open", new Event("open"));
     this.#startPings();
     const decoder = new FrameDecoder(limits.maxMessage);
-    let buf: Uint8Array | null = null;
+    const reads = new SocketReads();
     try {
       if (leftover.length > 0) this.#handleAll(decoder.push(leftover));
       // A read the HTTP side had in flight is this socket's first (pings already run).
       if (pending !== null) this.#handleAll(decoder.push(await pending));
-      // A pooled 16 KiB buffer: an idle socket should cost little (the decoder copies out).
-      buf = takeBuffer();
       while (this.#state !== ReadyState.CLOSED && decoder.failure === null) {
         // A peer that does not read what it is sent is not read from either: what it sends
         // (pings, say) would only pile up answers.
         if (this.#output.queued > PAUSE_READING_AT) await this.#output.drained();
         // The rest of a large frame is read straight into its message, not copied there.
-        const room = decoder.room(POOLED_SIZE);
+        const buf = reads.current;
+        const room = decoder.room(buf.length);
         const n = await conn.read(room ?? buf);
         if (n === null) break;
-        this.#handleAll(room === null ? decoder.push(buf.subarray(0, n)) : decoder.filled(n));
+        if (room !== null) this.#handleAll(decoder.filled(n));
+        else {
+          this.#handleAll(decoder.push(buf.subarray(0, n)));
+          reads.read(n);
+        }
       }
     } catch {
       // The connection failed: an abnormal close, below.
     } finally {
-      if (buf !== null) giveBuffer(buf);
+      reads.release();
       decoder.dispose();
     }
     const failure: WebSocketProtocolError | null = decoder.failure;
