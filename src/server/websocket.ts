@@ -1,20 +1,22 @@
 // A server-side WebSocket on a connection the HTTP engine has handed over after its 101: the
 // API of `Deno.upgradeWebSocket`'s socket (events, send, close, readyState, bufferedAmount) over
 // RFC 6455 framing (src/http/websocket_frames.ts), with pings answered, the close handshake,
-// a ping deadline for a peer gone quiet, and writes that wait on the peer, so a client that
-// reads nothing never makes the server hold more than one message per send() call.
+// a ping deadline for a peer gone quiet, and writes that wait on the peer
+// (src/server/websocket_output.ts), so a client that reads nothing is cut off, not buffered for.
 
 import {
   CLOSE_CODE,
   closePayload,
   encodeFrame,
   FrameDecoder,
+  frameHeaderSize,
   type Incoming,
   isSendableCloseCode,
   OPCODE,
   WebSocketProtocolError,
 } from "../http/websocket_frames.ts";
-import { giveBuffer, takeBuffer } from "./buffer_pool.ts";
+import { FrameOutput } from "./websocket_output.ts";
+import { SocketReads } from "./websocket_reads.ts";
 
 /** How a socket behaves; the server's flags set these. */
 export interface WebSocketLimits {
@@ -39,8 +41,6 @@ const encoder = new TextEncoder();
 const MAX_BUFFERED = 16 * 1024 * 1024;
 /** The largest control frame: two bytes of header and 125 of payload. */
 const MAX_CONTROL_FRAME = 127;
-/** What a queued frame costs besides its bytes (its array, its promise), for the bound. */
-const FRAME_COST = 64;
 /** Past this many bytes waiting to be written, the peer is not read from until they go. */
 const PAUSE_READING_AT = 1024 * 1024;
 /** How long a close handshake may take before the connection is cut. */
@@ -65,9 +65,8 @@ export class ServerWebSocket extends EventTarget {
   #state = ReadyState.CONNECTING;
   #conn: Deno.Conn | null = null;
   #limits: WebSocketLimits | null = null;
-  /** Bytes handed to send() and not yet written. */
-  #buffered = 0;
-  #writing: Promise<void> = Promise.resolve();
+  /** What send() and the protocol queue, written in order once attached. */
+  readonly #output = new FrameOutput(() => this.#finish(CLOSE_CODE.ABNORMAL, "", false));
   #closeSent = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
@@ -75,14 +74,10 @@ export class ServerWebSocket extends EventTarget {
   /** The latest ping's payload, for the one pong that may wait to be written. */
   #pongPayload: Uint8Array = new Uint8Array(0);
   #pongQueued = false;
-  /** Frames queued and not yet written. */
-  #framesQueued = 0;
   /** The connection was closed: queued writes are dropped. */
   #cutOff = false;
   /** The URL's origin, for each message event. */
   readonly #origin: string;
-  /** What a send() before the attach queued, in order. */
-  #early: Uint8Array[] = [];
 
   constructor(url: string, protocol: string) {
     super();
@@ -95,9 +90,9 @@ export class ServerWebSocket extends EventTarget {
     return this.#state;
   }
 
-  /** Bytes sent and not yet written (the bound also counts each queued frame's cost). */
+  /** Bytes sent and not yet written, frame headers included. */
   get bufferedAmount(): number {
-    return this.#buffered - this.#framesQueued * FRAME_COST;
+    return this.#output.queued;
   }
 
   /** Sends a message: a string as text; bytes, an ArrayBuffer or a Blob as binary. */
@@ -108,16 +103,12 @@ export class ServerWebSocket extends EventTarget {
     if (this.#state !== ReadyState.OPEN) return;
     if (typeof data === "string") return this.#queue(OPCODE.TEXT, encoder.encode(data));
     if (data instanceof Blob) {
-      // Kept in order with the messages after it: its bytes are read inside the write queue.
-      this.#buffered += data.size;
-      this.#writing = this.#writing.then(async () => {
-        const bytes = new Uint8Array(await data.arrayBuffer());
-        this.#buffered -= data.size;
-        this.#queue(OPCODE.BINARY, bytes);
-      });
-      return;
+      // Kept in order with the messages after it: its bytes are read when its turn comes.
+      const frame = async () =>
+        encodeFrame(OPCODE.BINARY, new Uint8Array(await data.arrayBuffer()));
+      return this.#queueLater(frame, frameHeaderSize(data.size) + data.size);
     }
-    // encodeFrame() copies the bytes into the frame at once: later changes do not show.
+    // The output copies the bytes at once: later changes do not show.
     const bytes = ArrayBuffer.isView(data)
       ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
       : new Uint8Array(data as ArrayBuffer);
@@ -148,34 +139,40 @@ export class ServerWebSocket extends EventTarget {
     this.#limits = limits;
     const wasClosing = this.#state === ReadyState.CLOSING;
     if (!wasClosing) this.#state = ReadyState.OPEN;
-    for (const frame of this.#early.splice(0)) this.#write(frame);
+    this.#output.start(conn);
     this.#fire("open", new Event("open"));
     this.#startPings();
     const decoder = new FrameDecoder(limits.maxMessage);
-    let buf: Uint8Array | null = null;
+    const reads = new SocketReads();
     try {
       if (leftover.length > 0) this.#handleAll(decoder.push(leftover));
       // A read the HTTP side had in flight is this socket's first (pings already run).
       if (pending !== null) this.#handleAll(decoder.push(await pending));
-      // A pooled 16 KiB buffer: an idle socket should cost little (the decoder copies out).
-      buf = takeBuffer();
       while (this.#state !== ReadyState.CLOSED && decoder.failure === null) {
         // A peer that does not read what it is sent is not read from either: what it sends
         // (pings, say) would only pile up answers.
-        if (this.#buffered > PAUSE_READING_AT) await this.#writing;
-        const n = await conn.read(buf);
+        if (this.#output.queued > PAUSE_READING_AT) await this.#output.drained();
+        // The rest of a large frame is read straight into its message, not copied there.
+        const buf = reads.current;
+        const room = decoder.room(buf.length);
+        const n = await conn.read(room ?? buf);
         if (n === null) break;
-        this.#handleAll(decoder.push(buf.subarray(0, n)));
+        if (room !== null) this.#handleAll(decoder.filled(n));
+        else {
+          this.#handleAll(decoder.push(buf.subarray(0, n)));
+          reads.read(n);
+        }
       }
     } catch {
       // The connection failed: an abnormal close, below.
     } finally {
-      if (buf !== null) giveBuffer(buf);
+      reads.release();
+      decoder.dispose();
     }
     const failure: WebSocketProtocolError | null = decoder.failure;
     if (failure !== null) this.#fail(failure.code, failure.message);
     else this.#finish(CLOSE_CODE.ABNORMAL, "", false);
-    await this.#writing;
+    await this.#output.drained();
   }
 
   /** The server is stopping: close 1001, and the connection within the handshake's time. */
@@ -239,9 +236,7 @@ export class ServerWebSocket extends EventTarget {
     const payload = code < 0 || !isSendableCloseCode(code)
       ? new Uint8Array(0)
       : closePayload(code, reason);
-    const frame = encodeFrame(OPCODE.CLOSE, payload);
-    if (this.#conn === null) this.#early.push(frame);
-    else this.#write(frame);
+    this.#queue(OPCODE.CLOSE, payload);
     this.#closeTimer = setTimeout(() => this.#cut(), CLOSE_TIMEOUT_MS);
   }
 
@@ -250,7 +245,7 @@ export class ServerWebSocket extends EventTarget {
     if (this.#state === ReadyState.CLOSED) return;
     this.#state = ReadyState.CLOSED;
     clearInterval(this.#pingTimer);
-    this.#writing.finally(() => this.#cut());
+    this.#output.drained().then(() => this.#cut());
     this.#fire("close", new CloseEvent("close", { code, reason, wasClean }));
   }
 
@@ -263,7 +258,7 @@ export class ServerWebSocket extends EventTarget {
     if (this.#pongQueued) return;
     this.#pongQueued = true;
     // In its place in the queue; its payload is the latest ping's when its turn comes.
-    this.#write(() => {
+    this.#queueLater(() => {
       this.#pongQueued = false;
       return encodeFrame(OPCODE.PONG, this.#pongPayload);
     }, MAX_CONTROL_FRAME);
@@ -271,6 +266,7 @@ export class ServerWebSocket extends EventTarget {
 
   #cut(): void {
     this.#cutOff = true;
+    this.#output.stop();
     clearTimeout(this.#closeTimer);
     try {
       this.#conn?.close();
@@ -285,50 +281,36 @@ export class ServerWebSocket extends EventTarget {
     this.#pingTimer = setInterval(() => {
       if (this.#awaitingPong) return this.#fail(CLOSE_CODE.GOING_AWAY, "no pong in time");
       this.#awaitingPong = true;
-      this.#write(encodeFrame(OPCODE.PING, new Uint8Array(0)));
+      this.#queue(OPCODE.PING, new Uint8Array(0));
     }, interval);
     Deno.unrefTimer(this.#pingTimer);
   }
 
+  /** Queues a frame; bufferedAmount counts it until it is written. */
   #queue(opcode: number, payload: Uint8Array): void {
-    const frame = encodeFrame(opcode, payload);
-    if (this.#conn === null) {
-      this.#early.push(frame);
-      return;
+    if (this.#admits(frameHeaderSize(payload.length) + payload.length)) {
+      this.#output.frame(opcode, payload);
     }
-    this.#write(frame);
+  }
+
+  /** Queues a frame made when its turn comes, counted as `size` until then. */
+  #queueLater(make: () => Uint8Array | Promise<Uint8Array>, size: number): void {
+    if (this.#admits(size)) this.#output.deferred(make, size);
   }
 
   /**
-   * Writes in order, one after another; bufferedAmount counts what waits. A peer that reads
-   * nothing while the app keeps sending is cut off past MAX_BUFFERED, rather than the server
-   * holding without bound what it will not take.
+   * Whether `size` more bytes may wait. A peer that reads nothing while the app keeps sending
+   * is cut off past MAX_BUFFERED, rather than the server holding without bound what it will
+   * not take.
    */
-  #write(frame: Uint8Array | (() => Uint8Array), size = (frame as Uint8Array).length): void {
-    const conn = this.#conn as Deno.Conn;
-    if (this.#cutOff) return;
+  #admits(size: number): boolean {
+    if (this.#cutOff) return false;
     const bound = MAX_BUFFERED + (this.#limits?.maxMessage ?? 0);
-    if (this.#buffered + size + FRAME_COST > bound) {
-      this.#fire("error", new ErrorEvent("error", { message: "peer does not read" }));
-      this.#finish(CLOSE_CODE.POLICY_VIOLATION, "peer does not read", false);
-      this.#cut();
-      return;
-    }
-    this.#buffered += size + FRAME_COST;
-    this.#framesQueued++;
-    this.#writing = this.#writing.then(async () => {
-      try {
-        // Once the connection is cut, what is queued is dropped, not failed write by write.
-        if (this.#cutOff) return;
-        const bytes = typeof frame === "function" ? frame() : frame;
-        for (let done = 0; done < bytes.length;) done += await conn.write(bytes.subarray(done));
-      } catch {
-        this.#finish(CLOSE_CODE.ABNORMAL, "", false);
-      } finally {
-        this.#buffered -= size + FRAME_COST;
-        this.#framesQueued--;
-      }
-    });
+    if (this.#output.queued + size <= bound) return true;
+    this.#fire("error", new ErrorEvent("error", { message: "peer does not read" }));
+    this.#finish(CLOSE_CODE.POLICY_VIOLATION, "peer does not read", false);
+    this.#cut();
+    return false;
   }
 
   #fire(type: string, event: Event): void {

@@ -230,3 +230,51 @@ Deno.test("FrameDecoder: what came before a violation is still given, then nothi
   assert.equal(decoder.failure?.code, 1002);
   assert.deepEqual(decoder.push(Uint8Array.from(clientFrame(OPCODE.TEXT, "y"))), []);
 });
+
+/** A payload of `n` bytes that no mask or offset mistake leaves unchanged. */
+function patterned(n: number): Uint8Array {
+  return Uint8Array.from({ length: n }, (_, i) => (i * 7 + (i >> 8)) & 0xff);
+}
+
+Deno.test("FrameDecoder: a large frame is the same pushed in odd pieces or read into room()", () => {
+  // Odd sizes and cuts: the 64- and 32-bit unmasking meets every alignment of a piece's ends.
+  const payload = patterned(300_005);
+  const bytes = Uint8Array.from(clientFrame(OPCODE.BINARY, payload));
+  const pushed = new FrameDecoder(1 << 20);
+  const out: Incoming[] = [];
+  for (let at = 0; at < bytes.length; at += 7777) {
+    out.push(...pushed.push(bytes.subarray(at, at + 7777)));
+  }
+  assert.deepEqual(out, [{ kind: "binary", data: payload }]);
+
+  const direct = new FrameDecoder(1 << 20);
+  assert.deepEqual(direct.push(bytes.subarray(0, 14 + 3)), []);
+  let at = 17;
+  const read: Incoming[] = [];
+  for (let room = direct.room(1); room !== null; room = direct.room(1)) {
+    const n = Math.min(room.length, 65_537, bytes.length - at);
+    room.set(bytes.subarray(at, at + n));
+    at += n;
+    read.push(...direct.filled(n));
+  }
+  assert.equal(at, bytes.length);
+  assert.deepEqual(read, [{ kind: "binary", data: payload }]);
+});
+
+Deno.test("FrameDecoder: declared lengths claim a shared budget, and dispose() returns it", () => {
+  const header = (length: number) =>
+    Uint8Array.of(0x82, 0xff, 0, 0, 0, 0, length >>> 24, (length >> 16) & 0xff, 0, 0, 1, 2, 3, 4);
+  const claimer = new FrameDecoder(32 << 20);
+  claimer.push(header(16 << 20));
+  // The budget is taken: the next large frame's buffer grows with its bytes, no room to read to.
+  const grower = new FrameDecoder(32 << 20);
+  grower.push(header(1 << 20));
+  assert.equal(grower.room(1), null);
+  claimer.dispose();
+  const claimant = new FrameDecoder(32 << 20);
+  claimant.push(header(1 << 20));
+  assert.equal(claimant.room(1)?.length, 1 << 20);
+  // A small rest is better read with what follows it.
+  assert.equal(claimant.room((1 << 20) + 1), null);
+  for (const decoder of [grower, claimant]) decoder.dispose();
+});

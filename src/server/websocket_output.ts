@@ -1,0 +1,158 @@
+// A WebSocket's outgoing frames, in order, one write at a time. Each frame is copied once, at
+// send() (the snapshot the WebSocket API promises), header and payload together into pooled
+// chunks: frames sent while a write is out, or in the same tick, leave together in the next
+// write, and a large frame costs a copy into reused memory rather than a fresh allocation.
+
+import { BufferPool, connectionBuffers } from "./buffer_pool.ts";
+import { frameHeaderSize, writeFrameHeader } from "../http/websocket_frames.ts";
+
+/**
+ * Chunks for the bytes of a large frame (at most 8 kept): a message of a power of two up to
+ * 1 MiB leaves with its header in one write, not with a few bytes trailing in a second.
+ */
+const largeChunks = new BufferPool(1024 * 1024 + 16, 8);
+
+/** Bytes copied in, not yet written; `sealed` once its write has begun (nothing more is added). */
+interface Chunk {
+  buf: Uint8Array;
+  fill: number;
+  sealed: boolean;
+  pool: BufferPool;
+}
+
+/** A frame made when its turn comes (a pong for the latest ping, a Blob's bytes); `size` counts. */
+interface Deferred {
+  make: () => Uint8Array | Promise<Uint8Array>;
+  size: number;
+}
+
+type Entry = Chunk | Deferred;
+
+/** The socket's side of the connection: writes that may each take part of what they are given. */
+export interface Writer {
+  write(bytes: Uint8Array): Promise<number>;
+}
+
+export class FrameOutput {
+  readonly #entries: Entry[] = [];
+  #writer: Writer | null = null;
+  #queued = 0;
+  #draining = false;
+  #stopped = false;
+  #idle: (() => void)[] = [];
+  readonly #onFailure: () => void;
+
+  /** `onFailure`: a write failed (what was queued is dropped). */
+  constructor(onFailure: () => void) {
+    this.#onFailure = onFailure;
+  }
+
+  /** Bytes queued and not yet written, headers included. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /** Writing starts: frames queued before are written first. */
+  start(writer: Writer): void {
+    this.#writer = writer;
+    this.#schedule();
+  }
+
+  /** Copies a frame in: its header, then `payload`. */
+  frame(opcode: number, payload: Uint8Array, fin = true): void {
+    if (this.#stopped) return;
+    const n = payload.length;
+    this.#queued += frameHeaderSize(n) + n;
+    let tail = this.#room(frameHeaderSize(n), frameHeaderSize(n) + n);
+    tail.fill += writeFrameHeader(tail.buf, tail.fill, opcode, n, fin);
+    for (let at = 0; at < n;) {
+      if (tail.fill === tail.buf.length) tail = this.#room(1, n - at);
+      const take = Math.min(n - at, tail.buf.length - tail.fill);
+      tail.buf.set(at === 0 && take === n ? payload : payload.subarray(at, at + take), tail.fill);
+      tail.fill += take;
+      at += take;
+    }
+    this.#schedule();
+  }
+
+  /** Queues a frame made when its turn comes; `size` is what it counts until then. */
+  deferred(make: () => Uint8Array | Promise<Uint8Array>, size: number): void {
+    if (this.#stopped) return;
+    this.#queued += size;
+    this.#entries.push({ make, size });
+    this.#schedule();
+  }
+
+  /** Resolves once nothing is queued or being written (at once when stopped). */
+  drained(): Promise<void> {
+    if (!this.#draining && (this.#entries.length === 0 || this.#stopped)) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** The connection is gone: what is queued is dropped, and nothing more is taken. */
+  stop(): void {
+    this.#stopped = true;
+    if (!this.#draining) this.#release();
+  }
+
+  /** The tail chunk when it has `need` bytes free, else a new one, chosen for `rest` more. */
+  #room(need: number, rest: number): Chunk {
+    const last = this.#entries.at(-1);
+    if (
+      last !== undefined && "buf" in last && !last.sealed && last.buf.length - last.fill >= need
+    ) {
+      return last;
+    }
+    const pool = rest > connectionBuffers.size ? largeChunks : connectionBuffers;
+    const chunk: Chunk = { buf: pool.take(), fill: 0, sealed: false, pool };
+    this.#entries.push(chunk);
+    return chunk;
+  }
+
+  /** Writing begins in a microtask: what the app sends in this tick joins the same write. */
+  #schedule(): void {
+    if (this.#draining || this.#writer === null || this.#entries.length === 0) return;
+    this.#draining = true;
+    queueMicrotask(() => this.#drain());
+  }
+
+  async #drain(): Promise<void> {
+    const writer = this.#writer as Writer;
+    try {
+      while (this.#entries.length > 0 && !this.#stopped) {
+        const entry = this.#entries[0];
+        if ("buf" in entry) {
+          entry.sealed = true;
+          const bytes = entry.buf.subarray(0, entry.fill);
+          // Most writes take everything at once: no second promise for them.
+          const n = await writer.write(bytes);
+          if (n < bytes.length) await writeAll(writer, bytes.subarray(n));
+          this.#queued -= entry.fill;
+          entry.pool.give(entry.buf);
+        } else {
+          await writeAll(writer, await entry.make());
+          this.#queued -= entry.size;
+        }
+        this.#entries.shift();
+      }
+    } catch {
+      this.#stopped = true;
+      this.#onFailure();
+    }
+    this.#draining = false;
+    if (this.#stopped) this.#release();
+    for (const resolve of this.#idle.splice(0)) resolve();
+  }
+
+  /** Drops what is queued; chunks no write holds go back to their pools. */
+  #release(): void {
+    for (const entry of this.#entries.splice(0)) {
+      if ("buf" in entry) entry.pool.give(entry.buf);
+    }
+    this.#queued = 0;
+  }
+}
+
+async function writeAll(writer: Writer, bytes: Uint8Array): Promise<void> {
+  for (let done = 0; done < bytes.length;) done += await writer.write(bytes.subarray(done));
+}
