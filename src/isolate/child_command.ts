@@ -271,6 +271,11 @@ function findConfig(dir: string): string | null {
   }
 }
 
+/** Whether childCommand() narrows the children of `spec` to least privilege. */
+export function childrenNarrowed(spec: string): boolean {
+  return !Deno.build.standalone && absoluteAppPath(spec) !== null;
+}
+
 /** The app's file as an absolute path; null when it is not on disk. */
 function absoluteAppPath(spec: string): string | null {
   const { path } = parseAppSpec(spec);
