@@ -255,6 +255,11 @@ function findConfig(dir: string): string | null {
   }
 }
 
+/** Whether childCommand() narrows the children of `spec` to least privilege. */
+export function childrenNarrowed(spec: string): boolean {
+  return !Deno.build.standalone && absoluteAppPath(spec) !== null;
+}
+
 /** The app's file as an absolute path; null when it is not on disk. */
 function encodePath(path: string): string {
   return path.replaceAll("%", "%25").replaceAll("#", "%23").replaceAll("?", "%3F");

@@ -9,7 +9,7 @@
 
 import { ChildLife, countStates } from "./child_state.ts";
 import { ChannelListener, connectionSink, connectionSource, type Expected } from "./channel.ts";
-import { type ChildCommand, childCommand } from "./child_command.ts";
+import { type ChildCommand, childCommand, childrenNarrowed } from "./child_command.ts";
 import { encodeFrame, FRAME, type Frame, FrameReader, FrameWriter } from "./frames.ts";
 import { containment } from "./containment.ts";
 import type { CgroupParent, ChildCgroup } from "./memory_cgroup.ts";
@@ -169,6 +169,7 @@ export class ChildPool {
     this.#memoryBytes = options.isolateMemory ?? 0;
     const held = containment({
       permissions,
+      unnarrowed: !childrenNarrowed(spec),
       memoryBytes: this.#memoryBytes,
       utilLinuxDirs: options.utilLinuxDirs,
     });

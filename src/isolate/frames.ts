@@ -190,7 +190,11 @@ export function fileSink(
   };
 }
 
-/** Reads frames off a byte source, as they come, whatever its own chunking. */
+/**
+ * Reads frames off a byte source, as they come, whatever its own chunking. A stream is told
+ * from a ByteSource by its shape, not with `instanceof ReadableStream`: Deno loads its streams
+ * on the first touch of that global, 2 to 3 ms of a child's start that it never needs.
+ */
 export class FrameReader {
   readonly #source: ByteSource;
   /** Bytes read but not yet consumed: chunks[0] from `offset` on, then the rest whole. */
@@ -200,7 +204,7 @@ export class FrameReader {
   #ended = false;
 
   constructor(source: ReadableStream<Uint8Array> | ByteSource) {
-    this.#source = source instanceof ReadableStream ? streamSource(source) : source;
+    this.#source = "getReader" in source ? streamSource(source) : source;
   }
 
   /** The next frame; null when the stream ends cleanly between frames. */
@@ -277,8 +281,9 @@ export class FrameReader {
 }
 
 /**
- * Writes frames to a byte stream in call order. Each write's promise resolves when the bytes
- * are in the pipe, which is the backpressure; a failed write fails every later one.
+ * Writes frames to a byte stream in call order (a stream told by its shape: see FrameReader).
+ * Each write's promise resolves when the bytes are in the pipe, which is the backpressure; a
+ * failed write fails every later one.
  */
 export class FrameWriter {
   readonly #writer: ByteSink;
@@ -286,7 +291,7 @@ export class FrameWriter {
   #last: Promise<void> = Promise.resolve();
 
   constructor(sink: WritableStream<Uint8Array> | ByteSink) {
-    this.#writer = sink instanceof WritableStream ? streamSink(sink) : sink;
+    this.#writer = "getWriter" in sink ? streamSink(sink) : sink;
   }
 
   write(frame: Uint8Array): Promise<void> {

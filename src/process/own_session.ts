@@ -12,3 +12,17 @@ export function ownSessionPrefix(dirs?: readonly string[]): string[] | null {
   const found = findUtilLinux("setsid", [2, 0], dirs);
   return "path" in found ? [found.path] : null;
 }
+
+/**
+ * Whether this process has a controlling terminal, whose keys (Ctrl-C, Ctrl-\) and hang-up
+ * would signal its children too; true when that cannot be told.
+ */
+export function hasControllingTerminal(): boolean {
+  try {
+    // pid (comm) state ppid pgrp session tty_nr …: the command may hold spaces and parentheses.
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[4] !== "0";
+  } catch {
+    return true;
+  }
+}
