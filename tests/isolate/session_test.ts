@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { containment } from "../../src/isolate/containment.ts";
-import { parsePermissionFlags } from "../../src/isolate/permission_set.ts";
+import { parsePermissionFlags } from "../../src/process/permission_set.ts";
 import { hasControllingTerminal, ownSessionPrefix } from "../../src/process/own_session.ts";
 
 const setsid = ownSessionPrefix();
