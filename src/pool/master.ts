@@ -764,6 +764,8 @@ class Arbiter {
     if (widened !== null) this.#log.warning(widened);
     const grants = serverSetUpGrants({
       ...this.#config,
+      // With --reuse-port each worker binds the addresses itself, port 0 resolved by now.
+      bind: this.#listeners.mode === "reuseport" ? this.#listeners.binds : this.#config.bind,
       appPath: absoluteAppPath(this.#spec),
       configFile,
       control: this.#control.path,
