@@ -14,7 +14,8 @@ import { missingPermissionsLine } from "./permissions_needed.ts";
 import { closest } from "./suggest.ts";
 import { useProjectConfig } from "./project_config.ts";
 import { isUnixBind } from "../server/bind.ts";
-import { takeSystemdSockets } from "../server/systemd.ts";
+import { socketsPassed, takeSystemdSockets } from "../server/systemd.ts";
+import { setThrowawayPath } from "../server/adopt.ts";
 import { ErrorLog } from "../server/log.ts";
 import { runMaster } from "../pool/master.ts";
 import { setEntryModule } from "../process/reexec.ts";
@@ -389,6 +390,9 @@ async function serveCommand(
   }
   // Started by a systemd .socket unit: its sockets are served, --bind is not (deploy.md).
   const activation = takeSystemdSockets();
+  // Narrowed and socket-activated: the folder made for the throwaway listener goes after.
+  const adoptPath = dropGrants?.grants.adoptPath;
+  if (adoptPath !== undefined && activation !== null) setThrowawayPath(adoptPath);
   let bound;
   try {
     if (activation === null) {
@@ -403,6 +407,11 @@ async function serveCommand(
     const what = activation === null ? "cannot listen" : "cannot serve systemd's sockets";
     console.error(`tsgi: ${what}: ${error instanceof Error ? error.message : error}`);
     return 1;
+  } finally {
+    if (adoptPath !== undefined) {
+      setThrowawayPath(null);
+      Deno.removeSync(adoptPath.slice(0, adoptPath.lastIndexOf("/")), { recursive: true });
+    }
   }
   if (dropGrants !== null) {
     await dropSetUpGrants(dropGrants.grants, dropGrants.user);
@@ -439,8 +448,18 @@ function narrowedSetUp(spec: string, config: Config, configFile?: string): Narro
   if (given !== null) return { grants: given, user };
   const widened = widenedGrantsLine(user);
   if (widened !== null) new ErrorLog(config.logLevel).warning(widened);
-  const grants = serverSetUpGrants({ ...config, appPath: absoluteAppPath(spec), configFile });
-  return { why: narrowThisProcess(grants, user) };
+  // Socket activation: the sockets are adopted over a throwaway listener, a unix one in a
+  // folder made for it here (the narrowed self may not write the temporary folder).
+  const folder = socketsPassed() ? Deno.makeTempDirSync({ prefix: "tsgi-adopt-" }) : null;
+  const grants = serverSetUpGrants({
+    ...config,
+    appPath: absoluteAppPath(spec),
+    configFile,
+    adoptPath: folder === null ? undefined : `${folder}/s`,
+  });
+  const why = narrowThisProcess(grants, user);
+  if (folder !== null) Deno.removeSync(folder, { recursive: true });
+  return { why };
 }
 
 /**

@@ -10,6 +10,7 @@ import { type ControlMessage, encodeMessage, WORKER_ENV } from "./control.ts";
 import { describeError, ErrorLog } from "../server/log.ts";
 import { type Leave, prepareLeave } from "./reuseport.ts";
 import { type BoundServer, listen, type ServerHandle } from "../server/serve.ts";
+import { setThrowawayPath } from "../server/adopt.ts";
 import { dropSetUpGrants, takeNarrowedGrants } from "../process/least_privilege.ts";
 import { parsePermissionFlags } from "../process/permission_set.ts";
 import { type BindAddress, parseTcpBind } from "../server/bind.ts";
@@ -81,6 +82,7 @@ export async function runWorker(spec: string, config: WorkerConfig): Promise<num
   // Started narrowed (permission flags after APP): the set-up's grants go back before the
   // app is imported, so the app is loaded after the sockets are.
   const narrowed = takeNarrowedGrants();
+  if (narrowed?.adoptPath !== undefined) setThrowawayPath(narrowed.adoptPath);
   let app: App | null = null;
   if (narrowed === null) {
     try {

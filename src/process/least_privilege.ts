@@ -30,6 +30,11 @@ export interface SetUpGrants {
   };
   /** Kept, so that the app can be imported and the server keeps working: read paths. */
   keptRead: string[];
+  /**
+   * Where the set-up makes its throwaway unix listener when it adopts an inherited unix
+   * socket (adopt.ts): Deno grants a unix socket by its exact path, in a folder it may write.
+   */
+  adoptPath?: string;
 }
 
 /** The set-up's variables: a worker's from its master, systemd's, the marker below. */
@@ -180,6 +185,11 @@ export interface ServingProcess {
   configFile?: string;
   /** A pool worker's control socket. */
   control?: string;
+  /**
+   * A process that adopts inherited sockets (a worker its master's, a single process
+   * systemd's) over a throwaway listener: on 127.0.0.1, or, for a unix socket, at this path.
+   */
+  adoptPath?: string;
 }
 
 /** The grants a serving process's set-up needs and those it keeps, for `process`. */
@@ -189,7 +199,7 @@ export function serverSetUpGrants(process: ServingProcess): SetUpGrants {
   const logs = ["-", "off", ""].includes(process.accessLog) ? [] : [process.accessLog];
   const control = process.control === undefined ? [] : [process.control, dirname(process.control)];
   const cache = denoDirectory();
-  return {
+  const grants: SetUpGrants = {
     setUp: {
       // Its own descriptors, by PID (Deno wants --allow-all for /proc/self): the PID is not
       // known before the start, and only tsgi's code runs before these are given back.
@@ -197,8 +207,6 @@ export function serverSetUpGrants(process: ServingProcess): SetUpGrants {
       write: [...logs, ...unixPaths, ...control],
       net: [
         ...process.bind.map(netHost),
-        // A worker adopts its master's sockets over a throwaway listener (adopt.ts).
-        ...(process.control === undefined ? [] : ["127.0.0.1:0"]),
         ...(process.control === undefined ? [] : [`unix:${process.control}`]),
       ],
       env: SET_UP_ENV,
@@ -210,6 +218,26 @@ export function serverSetUpGrants(process: ServingProcess): SetUpGrants {
       // The spare descriptor that answers 503 when descriptors run out (fd_reserve.ts).
       "/dev/null",
     ],
+  };
+  return process.adoptPath === undefined ? grants : adoptionGrants(grants, process.adoptPath);
+}
+
+/**
+ * `grants` and what adopting inherited sockets takes: a throwaway listener of each socket's
+ * kind (adopt.ts), on 127.0.0.1 or a unix socket at `path` (its folder readable and writable).
+ */
+export function adoptionGrants(grants: SetUpGrants, path: string): SetUpGrants {
+  const { setUp } = grants;
+  const folder = dirname(path);
+  return {
+    ...grants,
+    setUp: {
+      ...setUp,
+      read: [...setUp.read, folder],
+      write: [...setUp.write, folder],
+      net: [...setUp.net, "127.0.0.1:0", `unix:${path}`],
+    },
+    adoptPath: path,
   };
 }
 
