@@ -376,18 +376,6 @@ async function serveCommand(
       return usageError(error, config.logLevel);
     }
   }
-  // The app is loaded here too, so that a broken one is exit status 2 before any child runs.
-  let isolated: IsolatedApp | null = null;
-  if (config.isolate === "request") {
-    try {
-      isolated = isolatedApp(spec, { ...config, errorLog, args });
-    } catch (error) {
-      console.error(
-        `tsgi: cannot start isolation: ${error instanceof Error ? error.message : error}`,
-      );
-      return 1;
-    }
-  }
   // Started by a systemd .socket unit: its sockets are served, --bind is not (deploy.md).
   const activation = takeSystemdSockets();
   // Narrowed and socket-activated: the folder made for the throwaway listener goes after.
@@ -402,7 +390,6 @@ async function serveCommand(
     const options = { ...config, reusePort: false, errorLog, inherited: activation?.fds };
     bound = listen(options);
   } catch (error) {
-    await isolated?.close();
     if (error instanceof ConfigError) return usageError(error);
     const what = activation === null ? "cannot listen" : "cannot serve systemd's sockets";
     console.error(`tsgi: ${what}: ${error instanceof Error ? error.message : error}`);
@@ -411,6 +398,20 @@ async function serveCommand(
     if (adoptPath !== undefined) {
       setThrowawayPath(null);
       Deno.removeSync(adoptPath.slice(0, adoptPath.lastIndexOf("/")), { recursive: true });
+    }
+  }
+  // Children and their guard are started once the sockets are bound or adopted: systemd's
+  // are inheritable until adopted, and no child may hold one (it could accept connections).
+  let isolated: IsolatedApp | null = null;
+  if (config.isolate === "request") {
+    try {
+      isolated = isolatedApp(spec, { ...config, errorLog, args });
+    } catch (error) {
+      console.error(
+        `tsgi: cannot start isolation: ${error instanceof Error ? error.message : error}`,
+      );
+      await bound.close();
+      return 1;
     }
   }
   if (dropGrants !== null) {
