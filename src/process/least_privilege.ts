@@ -12,6 +12,7 @@ import {
   type PermissionKind,
   userCovers,
 } from "./permission_set.ts";
+import { resolve } from "node:path";
 import { denoDirectory, dirname } from "./app_location.ts";
 import { type Bind, isUnixBind } from "../server/bind.ts";
 import { forgetLibc } from "../server/libc.ts";
@@ -194,9 +195,14 @@ export interface ServingProcess {
 
 /** The grants a serving process's set-up needs and those it keeps, for `process`. */
 export function serverSetUpGrants(process: ServingProcess): SetUpGrants {
-  const files = [process.certfile, process.keyfile, process.configFile ?? ""].filter(Boolean);
-  const unixPaths = process.bind.flatMap((b) => isUnixBind(b) ? [b.path] : []);
-  const logs = ["-", "off", ""].includes(process.accessLog) ? [] : [process.accessLog];
+  // Absolute: a relative path is not seen to be inside the app's folder (kept), and giving it
+  // back would take the folder with it (Deno revokes a path's ancestors too); Deno refuses a
+  // relative unix: grant outright.
+  const files = [process.certfile, process.keyfile, process.configFile ?? ""].filter(Boolean)
+    .map(absolute);
+  const binds = process.bind.map((b) => isUnixBind(b) ? { ...b, path: absolute(b.path) } : b);
+  const unixPaths = binds.flatMap((b) => isUnixBind(b) ? [b.path] : []);
+  const logs = ["-", "off", ""].includes(process.accessLog) ? [] : [absolute(process.accessLog)];
   const control = process.control === undefined ? [] : [process.control, dirname(process.control)];
   const cache = denoDirectory();
   const grants: SetUpGrants = {
@@ -206,7 +212,7 @@ export function serverSetUpGrants(process: ServingProcess): SetUpGrants {
       read: ["/proc", ...files, ...unixPaths, ...control],
       write: [...logs, ...unixPaths, ...control],
       net: [
-        ...process.bind.map(netHost),
+        ...binds.map(netHost),
         ...(process.control === undefined ? [] : [`unix:${process.control}`]),
       ],
       env: SET_UP_ENV,
@@ -239,6 +245,11 @@ export function adoptionGrants(grants: SetUpGrants, path: string): SetUpGrants {
     },
     adoptPath: path,
   };
+}
+
+/** `path` made absolute against the working directory. */
+function absolute(path: string): string {
+  return resolve(path);
 }
 
 /** A bind address as Deno's net permission names it. */
