@@ -14,7 +14,8 @@ import { missingPermissionsLine } from "./permissions_needed.ts";
 import { closest } from "./suggest.ts";
 import { useProjectConfig } from "./project_config.ts";
 import { isUnixBind } from "../server/bind.ts";
-import { takeSystemdSockets } from "../server/systemd.ts";
+import { socketsPassed, takeSystemdSockets } from "../server/systemd.ts";
+import { setThrowawayPath } from "../server/adopt.ts";
 import { ErrorLog } from "../server/log.ts";
 import { runMaster } from "../pool/master.ts";
 import { setEntryModule } from "../process/reexec.ts";
@@ -375,20 +376,11 @@ async function serveCommand(
       return usageError(error, config.logLevel);
     }
   }
-  // The app is loaded here too, so that a broken one is exit status 2 before any child runs.
-  let isolated: IsolatedApp | null = null;
-  if (config.isolate === "request") {
-    try {
-      isolated = isolatedApp(spec, { ...config, errorLog, args });
-    } catch (error) {
-      console.error(
-        `tsgi: cannot start isolation: ${error instanceof Error ? error.message : error}`,
-      );
-      return 1;
-    }
-  }
   // Started by a systemd .socket unit: its sockets are served, --bind is not (deploy.md).
   const activation = takeSystemdSockets();
+  // Narrowed and socket-activated: the folder made for the throwaway listener goes after.
+  const adoptPath = dropGrants?.grants.adoptPath;
+  if (adoptPath !== undefined && activation !== null) setThrowawayPath(adoptPath);
   let bound;
   try {
     if (activation === null) {
@@ -398,11 +390,29 @@ async function serveCommand(
     const options = { ...config, reusePort: false, errorLog, inherited: activation?.fds };
     bound = listen(options);
   } catch (error) {
-    await isolated?.close();
     if (error instanceof ConfigError) return usageError(error);
     const what = activation === null ? "cannot listen" : "cannot serve systemd's sockets";
     console.error(`tsgi: ${what}: ${error instanceof Error ? error.message : error}`);
     return 1;
+  } finally {
+    if (adoptPath !== undefined) {
+      setThrowawayPath(null);
+      Deno.removeSync(adoptPath.slice(0, adoptPath.lastIndexOf("/")), { recursive: true });
+    }
+  }
+  // Children and their guard are started once the sockets are bound or adopted: systemd's
+  // are inheritable until adopted, and no child may hold one (it could accept connections).
+  let isolated: IsolatedApp | null = null;
+  if (config.isolate === "request") {
+    try {
+      isolated = isolatedApp(spec, { ...config, errorLog, args });
+    } catch (error) {
+      console.error(
+        `tsgi: cannot start isolation: ${error instanceof Error ? error.message : error}`,
+      );
+      await bound.close();
+      return 1;
+    }
   }
   if (dropGrants !== null) {
     await dropSetUpGrants(dropGrants.grants, dropGrants.user);
@@ -439,8 +449,18 @@ function narrowedSetUp(spec: string, config: Config, configFile?: string): Narro
   if (given !== null) return { grants: given, user };
   const widened = widenedGrantsLine(user);
   if (widened !== null) new ErrorLog(config.logLevel).warning(widened);
-  const grants = serverSetUpGrants({ ...config, appPath: absoluteAppPath(spec), configFile });
-  return { why: narrowThisProcess(grants, user) };
+  // Socket activation: the sockets are adopted over a throwaway listener, a unix one in a
+  // folder made for it here (the narrowed self may not write the temporary folder).
+  const folder = socketsPassed() ? Deno.makeTempDirSync({ prefix: "tsgi-adopt-" }) : null;
+  const grants = serverSetUpGrants({
+    ...config,
+    appPath: absoluteAppPath(spec),
+    configFile,
+    adoptPath: folder === null ? undefined : `${folder}/s`,
+  });
+  const why = narrowThisProcess(grants, user);
+  if (folder !== null) Deno.removeSync(folder, { recursive: true });
+  return { why };
 }
 
 /**

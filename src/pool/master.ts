@@ -27,6 +27,7 @@ import { BootFailures } from "../process/backoff.ts";
 import { describeExit } from "../process/exit_status.ts";
 import { selfCommand } from "../process/reexec.ts";
 import {
+  adoptionGrants,
   NARROWED_ENV,
   narrowedRunFlags,
   serverSetUpGrants,
@@ -221,8 +222,8 @@ class Arbiter {
   #args: string[];
   readonly #argv: string[];
   readonly #spec: string;
-  /** With permission flags: the workers' set-up grants, as their environment carries them. */
-  #narrowed: string | null = null;
+  /** With permission flags: a worker's command and set-up grants (as its environment has them). */
+  #narrowed: ((id: number) => { command: string; args: string[]; env: string }) | null = null;
   #control: ControlServer | null = null;
   /** The master started by USR2, while it boots; the old one it replaces, when this is one. */
   #successor: Deno.ChildProcess | null = null;
@@ -715,10 +716,14 @@ class Arbiter {
   #spawn(now: number): boolean {
     const id = this.#nextId++;
     let child: Deno.ChildProcess;
+    const narrowed = this.#narrowed?.(id);
     try {
-      child = new Deno.Command(this.#command, {
-        args: this.#args,
-        env: this.#workerEnv(id),
+      child = new Deno.Command(narrowed?.command ?? this.#command, {
+        args: narrowed?.args ?? this.#args,
+        env: {
+          ...this.#workerEnv(id),
+          ...(narrowed === undefined ? {} : { [NARROWED_ENV]: narrowed.env }),
+        },
         stdin: "piped",
         // The app's own: what it prints goes where this process's output goes, as it is.
         stdout: "inherit",
@@ -764,15 +769,22 @@ class Arbiter {
     if (widened !== null) this.#log.warning(widened);
     const grants = serverSetUpGrants({
       ...this.#config,
+      // With --reuse-port each worker binds the addresses itself, port 0 resolved by now.
+      bind: this.#listeners.mode === "reuseport" ? this.#listeners.binds : this.#config.bind,
       appPath: absoluteAppPath(this.#spec),
       configFile,
       control: this.#control.path,
     });
-    ({ command: this.#command, args: this.#args } = selfCommand(
-      this.#argv,
-      (flags) => narrowedRunFlags(flags, grants, user),
-    ));
-    this.#narrowed = JSON.stringify(grants);
+    // Each worker adopts the shared sockets over a throwaway listener: a unix one at a path of
+    // its own, in the control socket's private folder (Deno grants a socket by its path).
+    const folder = this.#control.path.slice(0, this.#control.path.lastIndexOf("/"));
+    this.#narrowed = (id) => {
+      const own = adoptionGrants(grants, `${folder}/adopt-${id}`);
+      return {
+        ...selfCommand(this.#argv, (flags) => narrowedRunFlags(flags, own, user)),
+        env: JSON.stringify(own),
+      };
+    };
   }
 
   #workerEnv(id: number): Record<string, string> {
@@ -785,7 +797,6 @@ class Arbiter {
       [WORKER_ENV.id]: String(id),
       [WORKER_ENV.maxRequests]: String(budget),
       [WORKER_ENV.control]: this.#control?.path ?? "",
-      ...(this.#narrowed === null ? {} : { [NARROWED_ENV]: this.#narrowed }),
       ...(this.#listeners.mode === "shared"
         ? { [WORKER_ENV.listenFds]: this.#listeners.fds.join(",") }
         : { [WORKER_ENV.binds]: this.#listeners.binds.map(formatBind).join(",") }),

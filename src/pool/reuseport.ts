@@ -36,7 +36,7 @@ function listeningOn(c: Libc, ports: Set<number>): number[] {
   return listeningSockets(c).filter((s) => s.path === "" && ports.has(s.port)).map((s) => s.fd);
 }
 
-function acceptQueueLength(c: Libc, fd: number): number {
+function acceptQueueLength(c: LeaveCalls, fd: number): number {
   const info = new Uint8Array(256);
   const len = new Uint32Array([info.length]);
   if (c.getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, len) !== 0) return 0;
@@ -44,7 +44,7 @@ function acceptQueueLength(c: Libc, fd: number): number {
 }
 
 /** Closes the socket open as `fd` by putting a private, idle listening socket in its place. */
-function replaceWithStandIn(c: Libc, fd: number): boolean {
+function replaceWithStandIn(c: LeaveCalls, fd: number): boolean {
   const standIn = c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (standIn < 0) return false;
   // 127.0.0.1, port 0: struct sockaddr_in, family in host order, port and address in network.
@@ -55,19 +55,58 @@ function replaceWithStandIn(c: Libc, fd: number): boolean {
   return ok;
 }
 
+/** The libc calls that leaving a group takes once its listeners are known. */
+const LEAVE_SYMBOLS = {
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  dup3: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+} as const;
+
+type LeaveCalls = Deno.DynamicLibrary<typeof LEAVE_SYMBOLS>["symbols"];
+
+/** Leaves the groups when called (see leaveReusePortGroup); resolves false when it cannot. */
+export type Leave = (deadlineMs?: number) => Promise<boolean>;
+
+/**
+ * Prepares, while this process may still use FFI, the leave of its listeners on `ports`: the
+ * descriptors are found now and the few calls the leave takes are kept by the function
+ * returned, in a table of its own. A worker narrowed to its app's permissions gives FFI back
+ * and closes tsgi's shared libc table before the app is imported (least_privilege.ts); the
+ * function keeps working then, while nothing the app can import leads to its table.
+ */
+export function prepareLeave(ports: number[]): Leave {
+  const c = openLibc();
+  if (c === null) return () => Promise.resolve(false);
+  let fds: number[];
+  let calls: LeaveCalls;
+  try {
+    fds = listeningOn(c, new Set(ports));
+    calls = Deno.dlopen("libc.so.6", LEAVE_SYMBOLS).symbols;
+  } catch {
+    return () => Promise.resolve(false);
+  }
+  return (deadlineMs = 1000) => leave(calls, fds, deadlineMs);
+}
+
 /**
  * Takes this process's listeners on `ports` out of their SO_REUSEPORT groups at an instant
  * when no connection waits in their accept queues (the accept loops empty them meanwhile),
  * or after `deadlineMs` whatever the queues hold. Resolves with true when it did, false when
  * it could not (the server's close will do it, dropping what is queued then).
  */
-export async function leaveReusePortGroup(ports: number[], deadlineMs = 1000): Promise<boolean> {
+export function leaveReusePortGroup(ports: number[], deadlineMs = 1000): Promise<boolean> {
   const c = openLibc();
-  if (c === null) return false;
+  if (c === null) return Promise.resolve(false);
+  return leave(c, listeningOn(c, new Set(ports)), deadlineMs);
+}
+
+async function leave(c: LeaveCalls, fds: number[], deadlineMs: number): Promise<boolean> {
+  if (fds.length === 0) return false;
   const until = Date.now() + deadlineMs;
   while (true) {
-    const fds = listeningOn(c, new Set(ports));
-    if (fds.length === 0) return false;
     if (fds.every((fd) => acceptQueueLength(c, fd) === 0) || Date.now() > until) {
       return fds.map((fd) => replaceWithStandIn(c, fd)).every(Boolean);
     }

@@ -12,6 +12,7 @@ import {
   type PermissionKind,
   userCovers,
 } from "./permission_set.ts";
+import { resolve } from "node:path";
 import { denoDirectory, dirname } from "./app_location.ts";
 import { type Bind, isUnixBind } from "../server/bind.ts";
 import { forgetLibc } from "../server/libc.ts";
@@ -30,6 +31,11 @@ export interface SetUpGrants {
   };
   /** Kept, so that the app can be imported and the server keeps working: read paths. */
   keptRead: string[];
+  /**
+   * Where the set-up makes its throwaway unix listener when it adopts an inherited unix
+   * socket (adopt.ts): Deno grants a unix socket by its exact path, in a folder it may write.
+   */
+  adoptPath?: string;
 }
 
 /** The set-up's variables: a worker's from its master, systemd's, the marker below. */
@@ -180,25 +186,33 @@ export interface ServingProcess {
   configFile?: string;
   /** A pool worker's control socket. */
   control?: string;
+  /**
+   * A process that adopts inherited sockets (a worker its master's, a single process
+   * systemd's) over a throwaway listener: on 127.0.0.1, or, for a unix socket, at this path.
+   */
+  adoptPath?: string;
 }
 
 /** The grants a serving process's set-up needs and those it keeps, for `process`. */
 export function serverSetUpGrants(process: ServingProcess): SetUpGrants {
-  const files = [process.certfile, process.keyfile, process.configFile ?? ""].filter(Boolean);
-  const unixPaths = process.bind.flatMap((b) => isUnixBind(b) ? [b.path] : []);
-  const logs = ["-", "off", ""].includes(process.accessLog) ? [] : [process.accessLog];
+  // Absolute: a relative path is not seen to be inside the app's folder (kept), and giving it
+  // back would take the folder with it (Deno revokes a path's ancestors too); Deno refuses a
+  // relative unix: grant outright.
+  const files = [process.certfile, process.keyfile, process.configFile ?? ""].filter(Boolean)
+    .map(absolute);
+  const binds = process.bind.map((b) => isUnixBind(b) ? { ...b, path: absolute(b.path) } : b);
+  const unixPaths = binds.flatMap((b) => isUnixBind(b) ? [b.path] : []);
+  const logs = ["-", "off", ""].includes(process.accessLog) ? [] : [absolute(process.accessLog)];
   const control = process.control === undefined ? [] : [process.control, dirname(process.control)];
   const cache = denoDirectory();
-  return {
+  const grants: SetUpGrants = {
     setUp: {
       // Its own descriptors, by PID (Deno wants --allow-all for /proc/self): the PID is not
       // known before the start, and only tsgi's code runs before these are given back.
       read: ["/proc", ...files, ...unixPaths, ...control],
       write: [...logs, ...unixPaths, ...control],
       net: [
-        ...process.bind.map(netHost),
-        // A worker adopts its master's sockets over a throwaway listener (adopt.ts).
-        ...(process.control === undefined ? [] : ["127.0.0.1:0"]),
+        ...binds.map(netHost),
         ...(process.control === undefined ? [] : [`unix:${process.control}`]),
       ],
       env: SET_UP_ENV,
@@ -211,6 +225,31 @@ export function serverSetUpGrants(process: ServingProcess): SetUpGrants {
       "/dev/null",
     ],
   };
+  return process.adoptPath === undefined ? grants : adoptionGrants(grants, process.adoptPath);
+}
+
+/**
+ * `grants` and what adopting inherited sockets takes: a throwaway listener of each socket's
+ * kind (adopt.ts), on 127.0.0.1 or a unix socket at `path` (its folder readable and writable).
+ */
+export function adoptionGrants(grants: SetUpGrants, path: string): SetUpGrants {
+  const { setUp } = grants;
+  const folder = dirname(path);
+  return {
+    ...grants,
+    setUp: {
+      ...setUp,
+      read: [...setUp.read, folder],
+      write: [...setUp.write, folder],
+      net: [...setUp.net, "127.0.0.1:0", `unix:${path}`],
+    },
+    adoptPath: path,
+  };
+}
+
+/** `path` made absolute against the working directory. */
+function absolute(path: string): string {
+  return resolve(path);
 }
 
 /** A bind address as Deno's net permission names it. */

@@ -86,7 +86,26 @@ interface Throwaway {
   cleanUp(): void;
 }
 
+/** Where a throwaway unix listener is made: in a fresh temporary folder unless set. */
+let throwawayPath: string | null = null;
+
+/**
+ * Makes throwaway unix listeners at `path` (in a folder this process may write, granted by
+ * its exact path) instead of in a new temporary folder: a process narrowed to its app's
+ * permissions (least_privilege.ts) may not write the temporary folder.
+ */
+export function setThrowawayPath(path: string | null): void {
+  throwawayPath = path;
+}
+
 function openThrowaway(unix: boolean, tls?: { cert: string; key: string }): Throwaway {
+  if (unix && throwawayPath !== null) {
+    const path = throwawayPath;
+    const listener = Deno.listen({ transport: "unix", path });
+    // One at a time: the path is free again for the next socket to adopt.
+    const cleanUp = () => Deno.removeSync(path);
+    return { listener, port: 0, path, cleanUp };
+  }
   if (unix) {
     const dir = Deno.makeTempDirSync({ prefix: "tsgi-adopt-" });
     const path = `${dir}/s`;

@@ -35,3 +35,13 @@ export function takeSystemdSockets(): Activation | null {
   const given = names?.split(":") ?? [];
   return { fds, names: fds.map((_, i) => given[i] ?? "") };
 }
+
+/** Whether systemd passed sockets to this process (takeSystemdSockets() will find them). */
+export function socketsPassed(): boolean {
+  try {
+    const pid = Deno.env.get("LISTEN_PID");
+    return pid !== undefined && Number(pid) === Deno.pid && Number(Deno.env.get("LISTEN_FDS")) > 0;
+  } catch {
+    return false;
+  }
+}
