@@ -8,6 +8,7 @@ import { AppLoadError, loadApp, type LoadedApp, parseAppSpec, preloadApp } from 
 import { findDenoJsonConfig, formatConfig, loadConfigFile } from "./config_file.ts";
 import { permissionFlagsAsSetting } from "./permissions.ts";
 import { type IsolatedApp, isolatedApp } from "../isolate/executor.ts";
+import { BootError } from "../isolate/child_pool.ts";
 import { runChild } from "../isolate/child.ts";
 import { currentRole } from "../process/role.ts";
 import { missingPermissionsLine } from "./permissions_needed.ts";
@@ -20,7 +21,7 @@ import { ErrorLog } from "../server/log.ts";
 import { runMaster } from "../pool/master.ts";
 import { setEntryModule } from "../process/reexec.ts";
 import { watchedFolder, watchSources } from "./reload.ts";
-import { listen, loadTls, urlOf } from "../server/serve.ts";
+import { type BoundServer, listen, loadTls, urlOf } from "../server/serve.ts";
 import { narrowThisProcess } from "./narrow.ts";
 import {
   dropSetUpGrants,
@@ -369,7 +370,8 @@ async function serveCommand(
   }
   const dropGrants = narrowed !== null && "grants" in narrowed ? narrowed : null;
   let loaded: LoadedApp | null = null;
-  if (dropGrants === null) {
+  // Isolated, the app is untrusted to its top-level code: a child loads it, never this process.
+  if (dropGrants === null && config.isolate !== "request") {
     try {
       loaded = await loadApp(spec, config);
     } catch (error) {
@@ -423,14 +425,44 @@ async function serveCommand(
       return usageError(error, config.logLevel);
     }
   }
+  // With --spares 0 no child starts before a request: the first request finds a broken app.
+  if (isolated !== null && config.spares > 0) {
+    const status = await firstChildReady(isolated, bound);
+    if (status !== 0) return status;
+  }
   const handle = bound.start(isolated ?? loaded!.app);
   const scheme = config.certfile === "" ? "http" : "https";
   for (const addr of handle.addrs) console.error(`Listening on ${urlOf(addr, scheme)}`);
   for (const path of handle.socketPaths) console.error(`Listening on unix:${path}`);
-  errorLog.debug(`Serving ${loaded!.kind} app ${loaded!.spec}`);
+  errorLog.debug(
+    loaded === null
+      ? `Serving ${spec} in isolated children`
+      : `Serving ${loaded.kind} app ${loaded.spec}`,
+  );
   await stopOnSignals(handle.shutdown, errorLog);
   await isolated?.close();
   return 0;
+}
+
+/**
+ * Waits for the first isolated child to load the app: a broken app is exit status 2 (its
+ * child's log lines say why) before anything is served, as when this process loads it.
+ */
+async function firstChildReady(isolated: IsolatedApp, bound: BoundServer): Promise<number> {
+  try {
+    await isolated.ready();
+    return 0;
+  } catch (error) {
+    await bound.close();
+    await isolated.close();
+    const loadFailed = error instanceof BootError && error.exitCode === 2;
+    console.error(
+      loadFailed
+        ? "tsgi: the app could not be loaded (in an isolated child: its lines above say why)"
+        : `tsgi: cannot start isolation: ${error instanceof Error ? error.message : error}`,
+    );
+    return loadFailed ? 2 : 1;
+  }
 }
 
 type NarrowedSetUp =

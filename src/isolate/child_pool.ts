@@ -68,9 +68,13 @@ export class PoolClosedError extends Error {
 }
 
 export class BootError extends Error {
-  constructor(message: string) {
+  /** The exit code of the child that failed, where one did (2: the app could not be loaded). */
+  readonly exitCode: number | null;
+
+  constructor(message: string, exitCode: number | null = null) {
     super(message);
     this.name = "BootError";
+    this.exitCode = exitCode;
   }
 }
 
@@ -154,6 +158,8 @@ export class ChildPool {
   // The third failed boot in a row is the first to wait.
   readonly #bootFailures = new BootFailures(BOOT_FAILURE_LIMIT - 1);
   #closing = false;
+  /** Settles when the first child is ready, or when one exits before any was (ready()). */
+  readonly #firstReady = withoutUnhandledRejection(Promise.withResolvers<void>());
   #spawnAfter = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -200,6 +206,16 @@ export class ChildPool {
       this.#log.warning(`Children run without least privilege: ${this.#command.notNarrowed}`);
     }
     this.#fill();
+  }
+
+  /**
+   * Resolves once a child has imported the app and is ready; rejects (BootError, with the
+   * child's exit code: 2 when the app could not be loaded) if the first to end did so before.
+   * The app is checked this way, in a child, never by importing it here: its top-level code is
+   * as untrusted as the rest of it.
+   */
+  ready(): Promise<void> {
+    return this.#firstReady.promise;
   }
 
   stats(): PoolStats {
@@ -369,6 +385,7 @@ export class ChildPool {
       return;
     }
     child.moveTo("idle");
+    this.#firstReady.resolve();
     this.#bootFailures.reset();
     this.#log.debug(`Child ${child.pid} ready`);
     const waiter = this.#waiters.shift();
@@ -385,9 +402,9 @@ export class ChildPool {
     switch (was) {
       case "starting":
         if (!this.#closing) {
-          this.#bootFailed(
-            `Child ${child.pid} exited before it was ready: ${describeExit(status)}`,
-          );
+          const why = `Child ${child.pid} exited before it was ready: ${describeExit(status)}`;
+          this.#firstReady.reject(new BootError(why, status.code));
+          this.#bootFailed(why);
         }
         break;
       case "idle": {
@@ -440,4 +457,12 @@ export class ChildPool {
     this.#cgroups?.close();
     await this.#guard?.close();
   }
+}
+
+/** Deferred whose rejection nobody may wait for (a pool no caller asked ready() of). */
+function withoutUnhandledRejection<T>(
+  deferred: PromiseWithResolvers<T>,
+): PromiseWithResolvers<T> {
+  deferred.promise.catch(() => {});
+  return deferred;
 }

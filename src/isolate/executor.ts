@@ -55,6 +55,8 @@ export interface IsolateOptions extends PoolOptions {
 export interface IsolatedApp extends App {
   /** Stops starting children, kills the spares, waits for (then kills) busy ones. */
   close(graceMs?: number): Promise<void>;
+  /** Resolves when a child has loaded the app; rejects (BootError) if the first could not. */
+  ready(): Promise<void>;
   /** Children alive now, by what they do. */
   stats(): PoolStats;
 }
@@ -118,6 +120,7 @@ export function isolatedApp(spec: string, options: IsolateOptions): IsolatedApp 
   };
   return Object.assign(app, {
     close: (graceMs?: number) => pool.close(graceMs),
+    ready: () => pool.ready(),
     stats: () => pool.stats(),
   });
 }

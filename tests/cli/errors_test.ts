@@ -113,3 +113,17 @@ Deno.test("an address in use is named", async () => {
     taken.close();
   }
 });
+
+Deno.test("--isolate request: a broken app is exit status 2 before anything is served, found by a child", async () => {
+  await withFiles(
+    { "syntax.ts": "export default function app() {\n  return [1;\n" },
+    async (dir) => {
+      const args = ["syntax.ts", "--isolate", "request", "--bind", "127.0.0.1:0"];
+      const { code, stderr } = await tsgi(["-A"], args, dir);
+      assert.equal(code, 2);
+      assert.doesNotMatch(stderr, /Listening on/);
+      assert.match(stderr, /\[child \d+\] Cannot load the app: .*SyntaxError/);
+      assert.match(stderr, /^tsgi: the app could not be loaded \(in an isolated child/m);
+    },
+  );
+});

@@ -1,10 +1,8 @@
-// Red team, NOT FIXED (a design decision; ignored unless TSGI_RT_UNFIXED=1, so the suite
-// stays green): under --isolate request the master imports the app itself (src/cli/cli.ts,
-// serveCommand: "so that a broken one is exit status 2 before any child runs"), with the
-// master's own permissions (`deno run -A`). An untrusted app's top-level code therefore runs
-// unconfined in the master: here it writes a file, using an environment variable no child is
-// given. Requests are isolated; the import is not. A fix needs another way to check the app
-// before serving (the first child's READY or load error, or a narrowed checker process).
+// Red team: under --isolate request the master imported the app itself (to make a broken one
+// exit status 2 before any child ran), with the master's own permissions (`deno run -A`): an
+// untrusted app's top-level code ran unconfined in the master. Here it would write a file,
+// using an environment variable no child is given. Now the first child's READY, or its load
+// error, is the check (src/isolate/child_pool.ts ready()).
 
 import assert from "node:assert/strict";
 import { spawnLogged, waitForListen } from "../support/process.ts";
@@ -12,7 +10,6 @@ import { ROOT } from "../support/pool.ts";
 
 Deno.test({
   name: "--isolate request: the app's top-level code never runs with the master's permissions",
-  ignore: Deno.env.get("TSGI_RT_UNFIXED") === undefined,
   async fn() {
     const dir = Deno.makeTempDirSync();
     const mark = `${dir}/mark`;
