@@ -25,6 +25,7 @@ import { type BoundServer, listen, loadTls, urlOf } from "../server/serve.ts";
 import { narrowThisProcess } from "./narrow.ts";
 import {
   dropSetUpGrants,
+  exposedKeyLine,
   serverSetUpGrants,
   type SetUpGrants,
   startedNarrowed,
@@ -345,6 +346,13 @@ async function serveCommand(
   if (role === "worker") return await runWorker(spec, config);
   // --isolate request: a child that serves one request for its master (docs/isolation.md).
   if (role === "child") return await runChild(spec, config);
+  // The app's folder stays readable to a narrowed or isolated app: not the place for a key.
+  const narrows = config.isolate === "request" ||
+    parsePermissionFlags(config.permissions).length > 0;
+  if (narrows && !startedNarrowed()) {
+    const exposed = exposedKeyLine(absoluteAppPath(spec), [config.certfile, config.keyfile]);
+    if (exposed !== null) new ErrorLog(config.logLevel).warning(exposed);
+  }
   const spawns = config.reload || config.workers > 0 || config.isolate === "request";
   if (spawns && missingPermissionsLine(true) !== "") {
     return usageError(new ConfigError(missingPermissionsLine(true)));

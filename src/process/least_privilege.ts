@@ -193,6 +193,20 @@ export interface ServingProcess {
   adoptPath?: string;
 }
 
+/**
+ * A line for the log when a TLS certificate or key lies in the app's folder, which the app may
+ * always read (to be imported): a narrowed or isolated app could read the server's private key.
+ * Null when none does.
+ */
+export function exposedKeyLine(appPath: string | null, files: readonly string[]): string | null {
+  if (appPath === null) return null;
+  const folder = dirname(appPath);
+  const exposed = files.filter(Boolean).map(absolute).filter((f) => f.startsWith(folder + "/"));
+  if (exposed.length === 0) return null;
+  return `${exposed.join(", ")} ${exposed.length > 1 ? "are" : "is"} in the app's folder ` +
+    `(${folder}), which the app may read whatever its permission flags: keep TLS files elsewhere`;
+}
+
 /** The grants a serving process's set-up needs and those it keeps, for `process`. */
 export function serverSetUpGrants(process: ServingProcess): SetUpGrants {
   // Absolute: a relative path is not seen to be inside the app's folder (kept), and giving it

@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import {
+  exposedKeyLine,
   narrowedRunFlags,
   type SetUpGrants,
   widenedGrantsLine,
@@ -55,4 +56,11 @@ Deno.test("an --allow-ffi list is all of FFI, and the log says so", () => {
   assert.ok(!flags.some((f) => f.startsWith("--allow-ffi=")));
   assert.match(widenedGrantsLine(user)!, /--allow-ffi=\.\/libx\.so is all of FFI/);
   assert.equal(widenedGrantsLine(parsePermissionFlags(["--allow-ffi"])), null);
+});
+
+Deno.test("a TLS key in the app's folder is named in a warning; one elsewhere is not", () => {
+  const line = exposedKeyLine("/srv/app/app.ts", ["/srv/app/cert.pem", "/etc/tls/key.pem"]);
+  assert.match(line!, /^\/srv\/app\/cert\.pem is in the app's folder \(\/srv\/app\)/);
+  assert.equal(exposedKeyLine("/srv/app/app.ts", ["/etc/tls/cert.pem", ""]), null);
+  assert.equal(exposedKeyLine(null, ["/srv/app/cert.pem"]), null);
 });
