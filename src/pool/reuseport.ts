@@ -1,4 +1,5 @@
-// Leaving a SO_REUSEPORT group without dropping connections, on Linux.
+// Leaving a SO_REUSEPORT group without dropping connections, on Linux. (A single process that
+// stops uses the same to close its listeners: the connections queued then are reset the same.)
 //
 // Workers share a port through SO_REUSEPORT: the kernel hands each new connection to one of
 // the listening sockets. When one of them is closed, the connections waiting in its accept

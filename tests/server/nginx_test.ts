@@ -692,7 +692,9 @@ Deno.test({
         console.log(
           `POSTs across 8 graceful restarts: ${posted} answered, ${failures.length} failed`,
         );
-        assert.deepEqual(failures, [], "no POST failed");
+        const errors = (await Deno.readTextFile(`${dir}/error.log`)).split("\n")
+          .filter((line) => line.includes("[error]"));
+        assert.deepEqual(failures, [], `no POST failed; nginx said:\n${errors.join("\n")}`);
       } finally {
         client.close();
         if (nginx) await stop(nginx.child, "SIGTERM");
