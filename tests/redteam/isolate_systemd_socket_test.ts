@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { fromFileUrl } from "../support/paths.ts";
-import { childrenOf, waitUntil } from "../support/process.ts";
+import { childrenOf, spawnLogged, waitUntil } from "../support/process.ts";
 import { hasPython, ROOT } from "../support/pool.ts";
 
 const ACTIVATE = fromFileUrl(new URL("../fixtures/systemd_activate.py", import.meta.url));
@@ -45,37 +45,22 @@ Deno.test({
   name: "--isolate request under socket activation: no child, nor the guard, holds the socket",
   ignore: !(await hasPython()),
   async fn() {
-    const child = new Deno.Command("python3", {
-      args: [
-        ACTIVATE,
-        Deno.execPath(),
-        "run",
-        "-A",
-        "main.ts",
-        "apps/hello.ts",
-        "--isolate",
-        "request",
-        "--allow-run=true",
-        "--access-log",
-        "off",
-      ],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let out = "";
-    let err = "";
-    const reading = Promise.all([
-      (async () => {
-        for await (const s of child.stdout.pipeThrough(new TextDecoderStream())) out += s;
-      })(),
-      (async () => {
-        for await (const s of child.stderr.pipeThrough(new TextDecoderStream())) err += s;
-      })(),
-    ]);
+    const { child, log: err, out, logDone: reading } = spawnLogged("python3", [
+      ACTIVATE,
+      Deno.execPath(),
+      "run",
+      "-A",
+      "main.ts",
+      "apps/hello.ts",
+      "--isolate",
+      "request",
+      "--allow-run=true",
+      "--access-log",
+      "off",
+    ], { cwd: ROOT, stdout: "piped" });
     try {
-      await waitUntil("it listens", () => /Listening on/.test(err));
-      const port = Number(/port (\d+)/.exec(out)![1]);
+      await waitUntil("it listens", () => /Listening on/.test(err()));
+      const port = Number(/port (\d+)/.exec(out())![1]);
       assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), "Hello, World!\n");
       const inode = listeningInode(port);
       // The warm children and the guard are up by now: the request above was served by one.

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { get, startPool, stopPool, waitUntilAsync } from "../support/pool.ts";
-import { waitUntil } from "../support/process.ts";
+import { spawnLogged, waitUntil } from "../support/process.ts";
 import { ROOT } from "../support/pool.ts";
 
 const GRANT = "--allow-env=HOME";
@@ -54,28 +54,20 @@ for (const unix of [false, true]) {
   Deno.test(`a narrowed single process serves systemd's ${unix ? "unix" : "TCP"} socket`, async () => {
     const dir = Deno.makeTempDirSync();
     const path = unix ? `${dir}/s.sock` : "";
-    const child = new Deno.Command("python3", {
-      args: ["-c", ACTIVATE, path, Deno.execPath(), "run", "-A", "main.ts", "apps/hello.ts", GRANT],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let out = "";
-    let err = "";
-    const reading = Promise.all([
-      (async () => {
-        for await (const s of child.stdout.pipeThrough(new TextDecoderStream())) out += s;
-      })(),
-      (async () => {
-        for await (const s of child.stderr.pipeThrough(new TextDecoderStream())) err += s;
-      })(),
-    ]);
+    const { child, log: err, out, logDone: reading } = spawnLogged(
+      "python3",
+      ["-c", ACTIVATE, path, Deno.execPath(), "run", "-A", "main.ts", "apps/hello.ts", GRANT],
+      { cwd: ROOT, stdout: "piped" },
+    );
     let exited = false;
     child.status.then(() => exited = true);
     try {
       // An adopted unix socket gets no "Listening on" line: asked until it answers.
-      await waitUntil("the activation script says its port", () => /port \d+/.test(out) || exited);
-      const port = Number(/port (\d+)/.exec(out)?.[1]);
+      await waitUntil(
+        "the activation script says its port",
+        () => /port \d+/.test(out()) || exited,
+      );
+      const port = Number(/port (\d+)/.exec(out())?.[1]);
       let answer = "";
       await waitUntilAsync("it answers, or exits", async () => {
         if (exited) return true;
@@ -86,7 +78,7 @@ for (const unix of [false, true]) {
           return false;
         }
       });
-      assert.equal(answer, "Hello, World!\n", err);
+      assert.equal(answer, "Hello, World!\n", err());
     } finally {
       if (!exited) child.kill("SIGTERM");
       await child.status;
