@@ -8,17 +8,9 @@
 import assert from "node:assert/strict";
 import { spawnLogged, waitForListen } from "../support/process.ts";
 import { get, MAIN } from "../support/pool.ts";
+import { hasOpenssl, makeCertificate } from "../support/tls.ts";
 
 const APP = new URL("../../apps/hello.ts", import.meta.url);
-
-function hasOpenssl(): boolean {
-  try {
-    return new Deno.Command("openssl", { args: ["version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
 
 /** Runs `main.ts app.ts ...args --allow-env=HOME` in `dir`; resolves once it listens. */
 async function serveIn(dir: string, args: string[]) {
@@ -57,32 +49,7 @@ Deno.test({
   async fn() {
     const dir = Deno.makeTempDirSync();
     try {
-      const made = new Deno.Command("openssl", {
-        args: [
-          "req",
-          "-x509",
-          "-newkey",
-          "rsa:2048",
-          "-nodes",
-          "-keyout",
-          `${dir}/key.pem`,
-          "-out",
-          `${dir}/cert.pem`,
-          "-days",
-          "1",
-          "-subj",
-          "/CN=127.0.0.1",
-          "-addext",
-          "subjectAltName=IP:127.0.0.1",
-          "-addext",
-          "basicConstraints=critical,CA:FALSE",
-          "-addext",
-          "extendedKeyUsage=serverAuth",
-        ],
-        stdout: "null",
-        stderr: "null",
-      }).outputSync();
-      assert.ok(made.success, "openssl made a certificate");
+      await makeCertificate(dir); // cert.pem and key.pem, beside the app
       const { server, where } = await serveIn(dir, [
         "--bind",
         "127.0.0.1:0",

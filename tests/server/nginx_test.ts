@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { fromFileUrl } from "../support/paths.ts";
+import { hasOpenssl, makeCertificate } from "../support/tls.ts";
 
 const MAIN = fromFileUrl(new URL("../../main.ts", import.meta.url));
 const ROOT = fromFileUrl(new URL("../..", import.meta.url));
@@ -361,33 +362,6 @@ async function checkThroughProxy(nginx: Nginx, peer: string): Promise<void> {
   } finally {
     client.close();
   }
-}
-
-function hasOpenssl(): boolean {
-  try {
-    return new Deno.Command("openssl", { args: ["version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-/** A self-signed certificate for 127.0.0.1, made with openssl for this test run. */
-async function makeCertificate(dir: string): Promise<NginxTls> {
-  const cert = `${dir}/cert.pem`;
-  const key = `${dir}/key.pem`;
-  const made = await new Deno.Command("openssl", {
-    args: [
-      ...["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert],
-      ...["-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-      ...["-addext", "basicConstraints=critical,CA:FALSE"],
-      ...["-addext", "extendedKeyUsage=serverAuth"],
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  assert.ok(made.success, "openssl made a certificate");
-  return { cert, key };
 }
 
 /** Runs `fn` with a fresh temp dir, nginx and tsgi processes it starts all stopped after. */

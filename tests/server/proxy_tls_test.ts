@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import type { App, Environ } from "../../src/tsgi/types.ts";
 import { parseResponses, rawExchange, withServer } from "../support/server.ts";
 import { TrustedProxies } from "../../src/server/proxy.ts";
+import { hasOpenssl, makeCertificate } from "../support/tls.ts";
 
 let seen: Environ | undefined;
 const recorder: App = (environ, startResponse) => {
@@ -12,48 +13,6 @@ const recorder: App = (environ, startResponse) => {
   startResponse("200 OK", [["Content-Type", "text/plain"]]);
   return [`${environ["tsgi.url_scheme"]} ${environ.REMOTE_ADDR}`];
 };
-
-function hasOpenssl(): boolean {
-  try {
-    return new Deno.Command("openssl", { args: ["version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-/** A self-signed certificate for 127.0.0.1, made with openssl for this test run. */
-async function makeCertificate(dir: string): Promise<{ cert: string; key: string }> {
-  const cert = `${dir}/cert.pem`;
-  const key = `${dir}/key.pem`;
-  const made = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-      "-addext",
-      "extendedKeyUsage=serverAuth",
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  assert.ok(made.success, "openssl made a certificate");
-  return { cert, key };
-}
 
 Deno.test({
   name: "server speaks HTTPS with --certfile/--keyfile and says so in tsgi.url_scheme",
