@@ -26,6 +26,7 @@ import { ErrorLog } from "../server/log.ts";
 import { BootFailures } from "../process/backoff.ts";
 import { describeExit } from "../process/exit_status.ts";
 import { selfCommand } from "../process/reexec.ts";
+import { stopListening } from "./reuseport.ts";
 import {
   adoptionGrants,
   NARROWED_ENV,
@@ -92,6 +93,7 @@ interface PoolWorker {
 }
 
 type Event =
+  | { type: "stopped-listening" }
   | { type: "signal"; signal: MasterSignal }
   | { type: "upgraded"; status: Deno.CommandStatus }
   | { type: "reload"; why: string }
@@ -145,6 +147,7 @@ async function openListeners(config: PoolConfig, log: ErrorLog): Promise<PoolLis
   const upgrade = takeUpgradeFds();
   // systemd's socket files are its own; those of the master this one upgrades become this one's.
   ownedSocketFiles = [];
+  socketsOfSystemd = systemd !== null;
   if (systemd !== null) return inheritShared(systemd);
   if (upgrade !== null) {
     ownedSocketFiles = upgrade.files;
@@ -168,6 +171,9 @@ async function openListeners(config: PoolConfig, log: ErrorLog): Promise<PoolLis
 /** The unix socket files this master removes when it stops, and hands over on USR2: those it
  * bound, or was handed; never systemd's. */
 let ownedSocketFiles: string[] = [];
+
+/** Whether the shared sockets are systemd's: they listen on after this master, for the next. */
+let socketsOfSystemd = false;
 
 /** The sockets a master started by USR2 inherits from the one it replaces, and its files. */
 function takeUpgradeFds(): { fds: number[]; files: string[] } | null {
@@ -323,7 +329,10 @@ class Arbiter {
 
   #handle(event: Event): void {
     if (event.type === "signal") this.#onSignal(event.signal);
-    else if (event.type === "upgraded") this.#upgradeFailed(event.status);
+    else if (event.type === "stopped-listening") {
+      // A second signal may have made the stop quick meanwhile.
+      if (this.#stopping === "graceful") this.#stopAll("graceful", Date.now());
+    } else if (event.type === "upgraded") this.#upgradeFailed(event.status);
     else if (event.type === "reload") this.#reload(event.why);
     else if (event.type === "message") this.#onMessage(event.worker, event.message);
     else this.#reap(event.worker, event.status);
@@ -343,7 +352,7 @@ class Arbiter {
       case "SIGINT":
         if (this.#stopping === null) {
           this.#log.info(`${signal}: stopping gracefully`);
-          this.#stopAll("graceful", now);
+          this.#stopGracefully();
         } else {
           this.#log.warning(`${signal} again: stopping now`);
           this.#stopAll("quick", now);
@@ -671,6 +680,20 @@ class Arbiter {
 
   #enter(worker: PoolWorker, next: Phase): void {
     worker.phase = transition(worker.phase, next);
+  }
+
+  /**
+   * The shared sockets stop listening first, at an instant when nothing waits in their queues
+   * and while the workers still accept (reuseport.ts stopListening()); then the workers are
+   * asked to finish. Without it, what queued while they drained was reset at the last close.
+   */
+  #stopGracefully(): void {
+    this.#stopping = "graceful";
+    // Not sockets another master serves now (USR2), nor systemd's: those must go on listening.
+    const listeners = this.#listeners;
+    const own = listeners.mode === "shared" && !this.#handedOff && !socketsOfSystemd;
+    const fds = own && listeners.mode === "shared" ? listeners.fds : [];
+    stopListening(fds).finally(() => this.#push({ type: "stopped-listening" }));
   }
 
   #stopAll(mode: "graceful" | "quick", now: number): void {

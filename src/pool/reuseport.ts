@@ -1,5 +1,6 @@
 // Leaving a SO_REUSEPORT group without dropping connections, on Linux. (A single process that
-// stops uses the same to close its listeners: the connections queued then are reset the same.)
+// stops uses the same to close its listeners: the connections queued then are reset the same;
+// and a pool's master stops its shared sockets listening the same way: stopListening().)
 //
 // Workers share a port through SO_REUSEPORT: the kernel hands each new connection to one of
 // the listening sockets. When one of them is closed, the connections waiting in its accept
@@ -38,9 +39,14 @@ function listeningOn(c: Libc, ports: Set<number>): number[] {
 }
 
 function acceptQueueLength(c: LeaveCalls, fd: number): number {
+  return tcpAcceptQueue(c, fd) ?? 0;
+}
+
+/** The accept queue's length of the TCP listening socket `fd`; null when it is not one. */
+function tcpAcceptQueue(c: LeaveCalls, fd: number): number | null {
   const info = new Uint8Array(256);
   const len = new Uint32Array([info.length]);
-  if (c.getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, len) !== 0) return 0;
+  if (c.getsockopt(fd, IPPROTO_TCP, TCP_INFO, info, len) !== 0) return null;
   return new DataView(info.buffer).getUint32(TCPI_UNACKED, true);
 }
 
@@ -113,4 +119,27 @@ async function leave(c: LeaveCalls, fds: number[], deadlineMs: number): Promise<
     }
     await new Promise((resolve) => setTimeout(resolve, 0));
   }
+}
+
+const SHUT_RDWR = 2;
+
+/**
+ * Stops the shared listening sockets open as `fds` from listening, for a whole pool that is
+ * stopping: at an instant when their accept queues are empty (the workers, still accepting,
+ * empty them meanwhile), or after `deadlineMs`. shutdown() acts on the socket, not on this
+ * process's descriptor: from then on a new connection is refused — a proxy tries its next
+ * upstream, which it may do even for a POST, as nothing was sent — where one queued until the
+ * last descriptor closed would be reset after the request was sent. The workers' accept()
+ * fails with EINVAL and their accept loops end. False where it could not (no FFI, not Linux).
+ */
+export async function stopListening(sockets: number[], deadlineMs = 1000): Promise<boolean> {
+  const c = openLibc();
+  // TCP only: a unix socket's queue cannot be read, so it is left to close as before.
+  const fds = c === null ? [] : sockets.filter((fd) => tcpAcceptQueue(c, fd) !== null);
+  if (c === null || fds.length === 0) return false;
+  const until = Date.now() + deadlineMs;
+  while (!fds.every((fd) => acceptQueueLength(c, fd) === 0) && Date.now() <= until) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  return fds.map((fd) => c.shutdown(fd, SHUT_RDWR) === 0).every(Boolean);
 }

@@ -274,6 +274,8 @@ export class Server {
         backoff = 0;
       } catch (error) {
         if (this.#closing || error instanceof Deno.errors.BadResource) return;
+        // Shut down under us (a pool's master stopping: reuseport.ts stopListening()).
+        if ((error as { code?: string }).code === "EINVAL") return;
         if (isOutOfDescriptors(error) && (await this.#shed(listening, error))) continue;
         // No spare, or another error: wait and retry rather than spin (Go's net/http does the
         // same), and take the spare back as soon as a descriptor is free again.
