@@ -2,13 +2,15 @@
 // Run directly to redraw docs/benchmarks.svg and docs/benchmarks.md from the saved results:
 //   deno run -A bench/chart.ts [bench/results/latest.json]
 
-import { markdownReport } from "./report.ts";
+import { fetchSection, markdownReport } from "./report.ts";
 import { type Results, type Row, summarise } from "./summary.ts";
 
 const ROOT = new URL("../", import.meta.url);
 export const RESULTS_FILE = new URL("bench/results/latest.json", ROOT);
 const SVG_FILE = new URL("docs/benchmarks.svg", ROOT);
 const MD_FILE = new URL("docs/benchmarks.md", ROOT);
+const FETCH_RESULTS_FILE = new URL("bench/results/fetch.json", ROOT);
+const FETCH_SVG_FILE = new URL("docs/benchmarks-fetch.svg", ROOT);
 
 const WIDTH = 720;
 const LABEL_WIDTH = 210;
@@ -157,17 +159,36 @@ async function formatMarkdown(file: URL): Promise<void> {
   }
 }
 
-/** Writes docs/benchmarks.svg and docs/benchmarks.md from `results`. */
+/**
+ * Writes docs/benchmarks.svg and docs/benchmarks.md from `results`, with the fetch apps' section
+ * (and docs/benchmarks-fetch.svg) from the last `--fetch` run where there is one.
+ */
 export async function writeDocs(results: Results): Promise<void> {
   await Deno.mkdir(new URL("docs/", ROOT), { recursive: true });
   await Deno.writeTextFile(SVG_FILE, renderChart(results));
-  await Deno.writeTextFile(MD_FILE, markdownReport(results, "benchmarks.svg"));
+  let page = markdownReport(results, "benchmarks.svg");
+  const fetched = await readResults(FETCH_RESULTS_FILE);
+  if (fetched !== null) {
+    await Deno.writeTextFile(FETCH_SVG_FILE, renderChart(fetched));
+    page += "\n" + fetchSection(fetched, "benchmarks-fetch.svg");
+  }
+  await Deno.writeTextFile(MD_FILE, page);
   await formatMarkdown(MD_FILE);
+}
+
+/** The results saved in `file`; null when there are none yet. */
+export async function readResults(file: URL): Promise<Results | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(file));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
 }
 
 if (import.meta.main) {
   const file = Deno.args[0] ?? RESULTS_FILE.pathname;
   const results: Results = JSON.parse(await Deno.readTextFile(file));
   await writeDocs(results);
-  console.log(`Wrote ${SVG_FILE.pathname} and ${MD_FILE.pathname} from ${file}`);
+  console.log(`Wrote ${MD_FILE.pathname} and its charts from ${file} (and fetch.json, if any)`);
 }

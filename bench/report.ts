@@ -91,6 +91,26 @@ function failureNotes(results: Results): string[] {
   });
 }
 
+/**
+ * The section on fetch apps (`bench/run.ts --fetch`: tsgi serves the very handler Deno.serve
+ * runs, in every scenario), from its own run; `chartFile` as for markdownReport.
+ */
+export function fetchSection(results: Results, chartFile: string): string {
+  const { meta } = results;
+  return [
+    "## Fetch apps",
+    "",
+    `tsgi serving \`apps/bench_fetch.ts\`, the module Deno.serve runs, in each scenario (issue 15's`,
+    `comparison). Its own run: ${meta.date}, \`${meta.command}\`; load average before it`,
+    `${meta.loadAtStart ?? "not recorded"}.`,
+    "",
+    markdownTable(results),
+    "",
+    `![a fetch app on tsgi relative to Deno.serve](${chartFile})`,
+    "",
+  ].join("\n");
+}
+
 /** docs/benchmarks.md; `chartFile` is the SVG's path relative to the Markdown file. */
 export function markdownReport(results: Results, chartFile: string): string {
   const { meta } = results;

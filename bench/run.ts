@@ -10,7 +10,7 @@
 // falls on every server alike. Writes bench/results/latest.json, docs/benchmarks.md and
 // docs/benchmarks.svg.
 
-import { RESULTS_FILE, writeDocs } from "./chart.ts";
+import { readResults, RESULTS_FILE, writeDocs } from "./chart.ts";
 import { describeMachine, loadAverage } from "./machine.ts";
 import {
   freePort,
@@ -360,9 +360,11 @@ async function main(): Promise<void> {
   const file = options.fetch ? FETCH_RESULTS_FILE : RESULTS_FILE;
   await Deno.mkdir(new URL("./", file), { recursive: true });
   await Deno.writeTextFile(file, JSON.stringify(results, null, 2) + "\n");
-  if (!options.fetch) await writeDocs(results);
+  // The page shows both runs: the table of record (latest.json) and the last --fetch run.
+  const ofRecord = options.fetch ? await readResults(RESULTS_FILE) : results;
+  if (ofRecord !== null) await writeDocs(ofRecord);
   console.log(`\n${consoleTable(results)}\n`);
-  const docs = options.fetch ? "" : ", docs/benchmarks.md and docs/benchmarks.svg";
+  const docs = ofRecord === null ? "" : ", docs/benchmarks.md and its charts";
   console.log(`bench: wrote ${file.pathname}${docs}`);
 }
 
