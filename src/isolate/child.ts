@@ -59,6 +59,21 @@ export async function runChild(_spec: string, _config: unknown): Promise<number>
   return await runChildFromEnv();
 }
 
+/** The most a token on stdin may be (it is a few dozen characters). */
+const STDIN_TOKEN_MAX = 1024;
+
+/** What the master wrote to this child's stdin, to its end (the token). */
+async function readStdin(): Promise<string> {
+  const buffer = new Uint8Array(STDIN_TOKEN_MAX);
+  let filled = 0;
+  while (filled < buffer.length) {
+    const n = await Deno.stdin.read(buffer.subarray(filled));
+    if (n === null) break;
+    filled += n;
+  }
+  return new TextDecoder().decode(buffer.subarray(0, filled));
+}
+
 /** Exit status of a child whose app failed (it said so with an ERROR frame first). */
 export const EXIT_APP_FAILED = 1;
 
@@ -72,8 +87,9 @@ async function runChildWith(
 ): Promise<number> {
   let conn: Deno.UnixConn;
   try {
+    const token = load.token ?? await readStdin();
     conn = await Deno.connect({ transport: "unix", path: load.socket });
-    await fileSink(conn).write(encoder.encode(load.token));
+    await fileSink(conn).write(encoder.encode(token));
   } catch (error) {
     writeStderr(`Cannot reach the master at ${load.socket}: ${describeError(error)}\n`);
     return 2;

@@ -49,6 +49,8 @@ export interface Spawnable {
   command: string;
   args: string[];
   env: Record<string, string>;
+  /** Written to the child's stdin, which then ends; without it, stdin is /dev/null. */
+  input?: string;
 }
 
 export interface ChildCommand {
@@ -64,7 +66,7 @@ const CHILD_MODULE = new URL("./child.ts", import.meta.url).href;
 export function childCommand(options: ChildCommandOptions): ChildCommand {
   const appPath = absoluteAppPath(options.spec);
   const env = childEnv(options);
-  const load = (token: string, revoke: Deno.PermissionDescriptor[]): ChildLoad => ({
+  const load = (token: string | undefined, revoke: Deno.PermissionDescriptor[]): ChildLoad => ({
     spec: options.spec,
     appFactory: options.appFactory,
     validate: options.validate,
@@ -91,7 +93,7 @@ export function childCommand(options: ChildCommandOptions): ChildCommand {
   return narrowedCommand(options, env, load, appPath);
 }
 
-type LoadFor = (token: string, revoke: Deno.PermissionDescriptor[]) => ChildLoad;
+type LoadFor = (token: string | undefined, revoke: Deno.PermissionDescriptor[]) => ChildLoad;
 
 /** This program again, with its own permissions; the load goes in CHILD_LOAD_ENV. */
 function selfCommandFor(
@@ -147,10 +149,13 @@ function narrowedCommand(
   ];
   return {
     notNarrowed: null,
+    // The token on stdin, not in the arguments: /proc/PID/cmdline is readable to any child
+    // granted /proc, and a sibling's token would let it take that sibling's request.
     forToken: (token) => ({
       command,
-      args: [...args, JSON.stringify(load(token, revoke))],
+      args: [...args, JSON.stringify(load(undefined, revoke))],
       env,
+      input: token,
     }),
   };
 }

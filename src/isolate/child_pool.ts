@@ -267,7 +267,7 @@ export class ChildPool {
 
   #spawn(): boolean {
     const expected = this.#channel.expect();
-    const { command, args, env } = this.#command.forToken(expected.token);
+    const { command, args, env, input } = this.#command.forToken(expected.token);
     let process: Deno.ChildProcess;
     try {
       process = new Deno.Command(command, {
@@ -277,10 +277,11 @@ export class ChildPool {
         // A session and process group of its own (own_session.ts): what it starts is signalled
         // with it, and a Ctrl-C at the master's terminal does not reach it.
         detached: this.#detached,
-        stdin: "null",
+        stdin: input === undefined ? "null" : "piped",
         stdout: "piped",
         stderr: "piped",
       }).spawn();
+      if (input !== undefined) writeAndClose(process.stdin, input);
     } catch (error) {
       expected.forget();
       this.#bootFailed(`Cannot start a child: ${error instanceof Error ? error.message : error}`);
@@ -465,4 +466,10 @@ function withoutUnhandledRejection<T>(
 ): PromiseWithResolvers<T> {
   deferred.promise.catch(() => {});
   return deferred;
+}
+
+/** Writes `text` to a child's stdin and ends it; a child that died meanwhile is reaped anyway. */
+function writeAndClose(stdin: WritableStream<Uint8Array>, text: string): void {
+  const writer = stdin.getWriter();
+  writer.write(new TextEncoder().encode(text)).then(() => writer.close()).catch(() => {});
 }

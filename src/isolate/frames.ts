@@ -16,9 +16,13 @@ export interface ChildLoad {
   spec: string;
   appFactory: boolean;
   validate: boolean;
-  /** The master's socket (channel.ts), and the token this child says on it first. */
+  /**
+   * The master's socket (channel.ts), and the token this child says on it first; without one
+   * here, the token comes on the child's stdin (a narrowed child: its arguments are readable in
+   * /proc by whatever may read /proc, its stdin pipe is not).
+   */
   socket: string;
-  token: string;
+  token?: string;
   /** Grants the child had only to connect; revoked before the app is imported. */
   revoke: Deno.PermissionDescriptor[];
 }

@@ -340,3 +340,21 @@ Deno.test("what a busy child started dies with a master killed with SIGKILL (--a
     throw new Error(`${error}\n--- master log ---\n${master.log().slice(-3000)}`);
   }
 });
+
+Deno.test("a child's token is not in its command line, which any child granted /proc can read", async () => {
+  await withMaster(["--allow-read=/proc"], async (master) => {
+    const loads = childrenOf(master.child.pid).filter((p) => !isGroupGuard(p)).flatMap((p) => {
+      try {
+        const args = Deno.readTextFileSync(`/proc/${p.pid}/cmdline`).split("\0");
+        return args.filter((arg) => arg.startsWith("{")).map((arg) => JSON.parse(arg));
+      } catch {
+        return []; // Gone meanwhile.
+      }
+    });
+    assert.ok(loads.length > 0, "a spare child's load was found in its command line");
+    for (const load of loads) {
+      assert.equal(typeof load.socket, "string");
+      assert.equal("token" in load, false, JSON.stringify(load));
+    }
+  });
+});
