@@ -292,7 +292,10 @@ function usageError(error: unknown, logLevel = "info"): number {
 async function checkConfig(spec: string, command: Command): Promise<number> {
   let kind;
   try {
-    kind = (await loadApp(spec, command.config)).kind;
+    // Isolated, the app is checked the way it will be served: in a child, never imported here.
+    kind = command.config.isolate === "request"
+      ? await checkInChild(spec, command.config)
+      : (await loadApp(spec, command.config)).kind;
     loadTls(command.config);
   } catch (error) {
     if (!(error instanceof ConfigError || error instanceof AppLoadError)) throw error;
@@ -302,6 +305,24 @@ async function checkConfig(spec: string, command: Command): Promise<number> {
   const from = command.source === undefined ? "" : `, settings from ${command.source}`;
   console.log(`tsgi: config OK: ${kind} app ${spec}${from}`);
   return 0;
+}
+
+/** Loads the app in one isolated child; throws AppLoadError when it could not. */
+async function checkInChild(spec: string, config: Config): Promise<string> {
+  const errorLog = new ErrorLog(config.logLevel);
+  const isolated = isolatedApp(spec, { ...config, spares: 1, errorLog, args: [spec] });
+  try {
+    await isolated.ready();
+    return "an isolated";
+  } catch (error) {
+    throw new AppLoadError(
+      `the app could not be loaded in an isolated child (${
+        error instanceof Error ? error.message : error
+      }; its lines above say why)`,
+    );
+  } finally {
+    await isolated.close();
+  }
 }
 
 /** --reload: a master with at least one worker, replacing them when the app's files change. */

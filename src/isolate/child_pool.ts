@@ -105,7 +105,13 @@ export class Child extends ChildLife {
     this.writer = new FrameWriter(connectionSink(connection));
     this.exited = process.status;
     this.ended = this.exited;
+    // Before its reaping is done (that waits for its cgroup): close() must not take a child
+    // that has exited for one still running.
+    this.exited.then(() => (this.gone = true));
   }
+
+  /** Whether its process has exited (its reaping may still be under way). */
+  gone = false;
 
   /** Signals the child and everything in its process group. */
   kill(signal: Deno.Signal = "SIGKILL"): void {
@@ -314,8 +320,10 @@ export class ChildPool {
     try {
       return await this.#cgroups.enter(child.pid, this.#memoryBytes);
     } catch (error) {
-      // Gone already (it died at once) is no news; anything else weakens the cap.
-      if (child.state !== "exited") {
+      // Gone already (it died at once, or was killed as the pool closed) is no news; anything
+      // else weakens the cap.
+      const gone = (error as { code?: string }).code === "ESRCH" || child.gone;
+      if (!gone && child.state !== "exited") {
         this.#log.warning(
           `Child ${child.pid} is not in a memory cgroup (${
             error instanceof Error ? error.message : error
@@ -449,6 +457,7 @@ export class ChildPool {
     await Promise.race([allExited, late]);
     clearTimeout(timer);
     for (const child of this.#alive) {
+      if (child.gone) continue;
       this.#log.warning(`Child ${child.pid} still running at shutdown: killing it`);
       child.kill();
     }

@@ -35,3 +35,29 @@ Deno.test({
     }
   },
 });
+
+Deno.test("--isolate request --check-config checks the app in a child, not in this process", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "main.ts",
+        "tests/redteam/fixtures/toplevel_writer.ts",
+        "--isolate",
+        "request",
+        "--check-config",
+      ],
+      cwd: ROOT,
+      env: { TSGI_RT_MARK: `${dir}/mark` },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assert.match(new TextDecoder().decode(output.stdout), /config OK: an isolated app/);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), []);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
