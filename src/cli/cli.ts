@@ -19,7 +19,6 @@ import { socketsPassed, takeSystemdSockets } from "../server/systemd.ts";
 import { setThrowawayPath } from "../server/adopt.ts";
 import { ErrorLog } from "../server/log.ts";
 import { runMaster } from "../pool/master.ts";
-import { prepareLeave } from "../pool/reuseport.ts";
 import { setEntryModule } from "../process/reexec.ts";
 import { watchedFolder, watchSources } from "./reload.ts";
 import { type BoundServer, listen, loadTls, urlOf } from "../server/serve.ts";
@@ -27,6 +26,7 @@ import { narrowThisProcess } from "./narrow.ts";
 import {
   dropSetUpGrants,
   exposedKeyLine,
+  NOT_NARROWED,
   serverSetUpGrants,
   type SetUpGrants,
   startedNarrowed,
@@ -446,8 +446,6 @@ async function serveCommand(
       return 1;
     }
   }
-  // Prepared while FFI is still this process's (a narrowed one gives it back just below).
-  const closeListeners = prepareLeave(bound.addrs.map((addr) => addr.port));
   if (dropGrants !== null) {
     await dropSetUpGrants(dropGrants.grants, dropGrants.user);
     try {
@@ -471,11 +469,7 @@ async function serveCommand(
       ? `Serving ${spec} in isolated children`
       : `Serving ${loaded.kind} app ${loaded.spec}`,
   );
-  await stopOnSignals(async (gracefulMs, keepIdle) => {
-    // At an instant when none waits to be accepted: closing the listeners resets those queued.
-    await closeListeners();
-    await handle.shutdown(gracefulMs, keepIdle);
-  }, errorLog);
+  await stopOnSignals(handle.shutdown, errorLog);
   await isolated?.close();
   return 0;
 }
@@ -513,8 +507,9 @@ type NarrowedSetUp =
 function narrowedSetUp(spec: string, config: Config, configFile?: string): NarrowedSetUp | null {
   const user = parsePermissionFlags(config.permissions);
   if (user.length === 0) return null;
-  const given = takeNarrowedGrants();
-  if (given !== null) return { grants: given, user };
+  const given = takeNarrowedGrants(user);
+  if (given === "unnarrowed") return { why: NOT_NARROWED };
+  if (given !== "absent") return { grants: given, user };
   const widened = widenedGrantsLine(user);
   if (widened !== null) new ErrorLog(config.logLevel).warning(widened);
   // Socket activation: the sockets are adopted over a throwaway listener, a unix one in a

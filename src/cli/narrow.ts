@@ -15,7 +15,7 @@ export function narrowThisProcess(grants: SetUpGrants, user: readonly Permission
   const argv = ownCommandLine();
   const split = argv === null ? null : splitRunCommand(argv);
   if (argv === null || split === null) return "this process's command line cannot be read";
-  Deno.env.set(NARROWED_ENV, JSON.stringify(grants));
+  Deno.env.set(NARROWED_ENV, JSON.stringify({ ...grants, pid: Deno.pid }));
   const failed = replaceProcess([
     argv[0],
     "run",

@@ -26,7 +26,7 @@ import { ErrorLog } from "../server/log.ts";
 import { BootFailures } from "../process/backoff.ts";
 import { describeExit } from "../process/exit_status.ts";
 import { selfCommand } from "../process/reexec.ts";
-import { stopListening } from "./reuseport.ts";
+import { stopListening } from "../server/listener_close.ts";
 import {
   adoptionGrants,
   NARROWED_ENV,
@@ -684,7 +684,7 @@ class Arbiter {
 
   /**
    * The shared sockets stop listening first, at an instant when nothing waits in their queues
-   * and while the workers still accept (reuseport.ts stopListening()); then the workers are
+   * and while the workers still accept (listener_close.ts stopListening()); then the workers are
    * asked to finish. Without it, what queued while they drained was reset at the last close.
    */
   #stopGracefully(): void {

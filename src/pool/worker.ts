@@ -8,10 +8,9 @@
 import { AppLoadError, loadApp } from "../app/loader.ts";
 import { type ControlMessage, encodeMessage, WORKER_ENV } from "./control.ts";
 import { describeError, ErrorLog } from "../server/log.ts";
-import { type Leave, prepareLeave } from "./reuseport.ts";
 import { type BoundServer, listen, type ServerHandle } from "../server/serve.ts";
 import { setThrowawayPath } from "../server/adopt.ts";
-import { dropSetUpGrants, takeNarrowedGrants } from "../process/least_privilege.ts";
+import { dropSetUpGrants, NOT_NARROWED, takeNarrowedGrants } from "../process/least_privilege.ts";
 import { parsePermissionFlags } from "../process/permission_set.ts";
 import { type BindAddress, parseTcpBind } from "../server/bind.ts";
 import { ROLE_ENV } from "../process/role.ts";
@@ -58,7 +57,6 @@ export async function runWorker(spec: string, config: WorkerConfig): Promise<num
   const heartbeat = setInterval(beat, HEARTBEAT_MS);
 
   let stopping = false;
-  let leave: Leave | null = null;
   let stopped!: () => void;
   const done = new Promise<void>((resolve) => (stopped = resolve));
   // Asked by the master (SIGTERM), idle keep-alive connections are left for proxies to close
@@ -69,7 +67,7 @@ export async function runWorker(spec: string, config: WorkerConfig): Promise<num
     log.info(`Worker ${env.id} stopping: ${why}`);
     // Not serving yet: nothing to finish.
     if (handle === null) Deno.exit(0);
-    drain(handle, leave, keepIdle).then(stopped);
+    drain(handle, env.listenFds === undefined, keepIdle).then(stopped);
   };
   channel.onClosed = () => stop("master gone (control channel closed)");
   const ignore = () => {};
@@ -81,7 +79,11 @@ export async function runWorker(spec: string, config: WorkerConfig): Promise<num
 
   // Started narrowed (permission flags after APP): the set-up's grants go back before the
   // app is imported, so the app is loaded after the sockets are.
-  const narrowed = takeNarrowedGrants();
+  const taken = takeNarrowedGrants(parsePermissionFlags(config.permissions));
+  if (taken === "unnarrowed") {
+    log.warning(`Worker ${env.id}: permission flags after APP are not applied: ${NOT_NARROWED}`);
+  }
+  const narrowed = typeof taken === "string" ? null : taken;
   if (narrowed?.adoptPath !== undefined) setThrowawayPath(narrowed.adoptPath);
   let app: App | null = null;
   if (narrowed === null) {
@@ -109,9 +111,6 @@ export async function runWorker(spec: string, config: WorkerConfig): Promise<num
       1,
     );
   }
-  // With --reuse-port, the leave of the group is made ready while FFI may still be used (a
-  // shared socket stays open in the master: closing ours leaves its queue to the others).
-  leave = env.listenFds === undefined ? prepareLeave(bound.addrs.map((a) => a.port)) : null;
   if (narrowed !== null) {
     await dropSetUpGrants(narrowed, parsePermissionFlags(config.permissions));
     try {
@@ -139,19 +138,16 @@ export async function runWorker(spec: string, config: WorkerConfig): Promise<num
 
 /**
  * Stops serving without failing a client. Out of the shared port first, at an instant when no
- * connection waits to be accepted (src/reuseport.ts). Then a moment for the connections just
+ * connection waits to be accepted (src/server/listener_close.ts). Then a moment for the connections just
  * accepted to deliver their first request: a draining server would close them as idle. Then
  * the engine drains — responses say "Connection: close", so keep-alive clients move to the
  * other workers cleanly — and a moment later the graceful shutdown closes what is idle.
  */
-async function drain(
-  handle: ServerHandle,
-  leave: Leave | null,
-  keepIdle: boolean,
-): Promise<void> {
-  // Shared sockets (no leave): they stay open in the master, ours leave the queue to others.
-  if (leave === null) return await handle.shutdown(undefined, keepIdle);
-  if (await leave()) {
+async function drain(handle: ServerHandle, reusePort: boolean, keepIdle: boolean): Promise<void> {
+  // Shared sockets: they stay open in the master, ours leave the queue to the others.
+  if (!reusePort) return await handle.shutdown(undefined, keepIdle);
+  // Its own sockets, whose closing listen() prepared while FFI could still be used.
+  if (await handle.closeListeners()) {
     await delay(FIRST_REQUEST_MS);
     handle.server.engine.draining = true;
     await delay(SETTLE_MS);

@@ -6,6 +6,7 @@
 // name and given back by name (docs/isolation.md, "Permission flags without isolation").
 
 import {
+  allowed,
   childPermissionFlags,
   isPermissionFlag,
   type PermissionFlag,
@@ -36,6 +37,8 @@ export interface SetUpGrants {
    * socket (adopt.ts): Deno grants a unix socket by its exact path, in a folder it may write.
    */
   adoptPath?: string;
+  /** The process narrowed by execv (it keeps its PID); absent for a master's workers. */
+  pid?: number;
 }
 
 /** The set-up's variables: a worker's from its master, systemd's, the marker below. */
@@ -65,17 +68,44 @@ export function startedNarrowed(): boolean {
 }
 
 /**
- * The set-up grants this process was started narrowed with (by narrowThisProcess, or by a
- * pool's master), taken out of its environment; null when it was not.
+ * The set-up grants this process was started narrowed with, taken out of its environment:
+ * "absent" when it was not; "unnarrowed" when it was meant to be but holds a whole kind of
+ * permission the user's flags do not give (a permission set in a deno.json, say), which the
+ * caller must say, not retry. A single process narrows itself by execv, keeping its PID, so
+ * its grants name that PID: a variable inherited from another tsgi is not taken for them.
  */
-export function takeNarrowedGrants(): SetUpGrants | null {
+export function takeNarrowedGrants(
+  user: readonly PermissionFlag[],
+): SetUpGrants | "absent" | "unnarrowed" {
+  let raw: string | undefined;
   try {
-    const raw = Deno.env.get(NARROWED_ENV);
+    raw = Deno.env.get(NARROWED_ENV);
     Deno.env.delete(NARROWED_ENV);
-    return raw === undefined ? null : JSON.parse(raw) as SetUpGrants;
   } catch {
-    return null;
+    return "absent";
   }
+  let grants: SetUpGrants;
+  try {
+    grants = JSON.parse(raw ?? "null");
+  } catch {
+    return "absent";
+  }
+  if (grants === null || (grants.pid !== undefined && grants.pid !== Deno.pid)) return "absent";
+  return holdsUngranted(user) ? "unnarrowed" : grants;
+}
+
+/** Why a process started narrowed is not (takeNarrowedGrants() said "unnarrowed"). */
+export const NOT_NARROWED = "started narrowed, this process still holds a whole kind of " +
+  "permission the flags do not give (a permission set in deno.json?)";
+
+/** Kinds a narrowed process never holds whole unless the user's flags give them whole. */
+const NEVER_WHOLE = ["read", "write", "net", "env", "run", "sys"] as const;
+
+/** Whether this process holds a whole kind of permission that `user` does not grant whole. */
+function holdsUngranted(user: readonly PermissionFlag[]): boolean {
+  return NEVER_WHOLE.some((name) =>
+    allowed(user, name) !== "all" && Deno.permissions.querySync({ name }).state === "granted"
+  );
 }
 
 /**

@@ -274,7 +274,7 @@ export class Server {
         backoff = 0;
       } catch (error) {
         if (this.#closing || error instanceof Deno.errors.BadResource) return;
-        // Shut down under us (a pool's master stopping: reuseport.ts stopListening()).
+        // Shut down under us (a pool's master stopping: listener_close.ts stopListening()).
         if ((error as { code?: string }).code === "EINVAL") return;
         if (isOutOfDescriptors(error) && (await this.#shed(listening, error))) continue;
         // No spare, or another error: wait and retry rather than spin (Go's net/http does the

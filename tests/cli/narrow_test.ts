@@ -17,7 +17,12 @@ interface Probe {
 }
 
 /** Runs tsgi on the probe with `args`, asks it once per `requests`, stops it. */
-async function probe(args: string[], query: string, requests = 1): Promise<Probe[]> {
+async function probe(
+  args: string[],
+  query: string,
+  requests = 1,
+  env: Record<string, string> = {},
+): Promise<Probe[]> {
   const { child, log } = spawnLogged(Deno.execPath(), [
     "run",
     "-A",
@@ -26,7 +31,7 @@ async function probe(args: string[], query: string, requests = 1): Promise<Probe
     "--bind",
     "127.0.0.1:0",
     ...args,
-  ], { cwd: ROOT, env: { [SECRET]: "s3cret" }, stdout: "merged" });
+  ], { cwd: ROOT, env: { [SECRET]: "s3cret", ...env }, stdout: "merged" });
   try {
     const [, port] = await waitForListen({ child, log }, /Listening on http:\/\/\S+:(\d+)/);
     const answers: Probe[] = [];
@@ -108,4 +113,19 @@ Deno.test("without permission flags, a single process keeps deno's permissions",
   const [answer] = await probe([], "");
   assert.equal(answer.atRequest.read, "ok");
   assert.equal(answer.atRequest.ffi, "ok");
+});
+
+Deno.test("a narrowing marker inherited from another process does not stop a single process narrowing itself", async () => {
+  // What a narrowed tsgi would have in its environment, for another PID.
+  const inherited = JSON.stringify({
+    setUp: { read: [], write: [], net: [], env: [], ffi: false },
+    keptRead: [],
+    pid: 1,
+  });
+  const [answer] = await probe([`--allow-env=${SECRET}`], `env=${SECRET}`, 1, {
+    TSGI_NARROWED: inherited,
+  });
+  assert.equal(answer.atRequest.read, REFUSED, "/etc/passwd");
+  assert.equal(answer.atRequest.ffi, REFUSED, "dlopen");
+  assert.equal(answer.atRequest.env, "ok");
 });

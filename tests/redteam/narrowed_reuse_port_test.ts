@@ -1,5 +1,5 @@
 // Red team: a narrowed pool with --reuse-port (permission flags after APP). A worker that stops
-// leaves its SO_REUSEPORT group at an instant when its accept queue is empty (reuseport.ts),
+// leaves its SO_REUSEPORT group at an instant when its accept queue is empty (src/server/listener_close.ts),
 // through libc; a narrowed worker has given FFI back and closed tsgi's libc before its app was
 // imported, so the leave must not need FFI at stop time. Attack: connections queued on a
 // stopping worker whose event loop is busy; before the fix, a narrowed worker closed its

@@ -1,27 +1,25 @@
-// Leaving a SO_REUSEPORT group without dropping connections, on Linux. (A single process that
-// stops uses the same to close its listeners: the connections queued then are reset the same;
-// and a pool's master stops its shared sockets listening the same way: stopListening().)
+// Closing listening sockets without resetting the connections queued on them, on Linux.
 //
-// Workers share a port through SO_REUSEPORT: the kernel hands each new connection to one of
-// the listening sockets. When one of them is closed, the connections waiting in its accept
-// queue are reset, not passed to the others (unless the sysctl net.ipv4.tcp_migrate_req is
-// 1, Linux 5.14+; it is 0 by default). A worker that stops while others keep serving — HUP,
-// --max-requests, TTOU — would fail the few clients it had not accepted yet. So a stopping
-// worker waits for an instant when its accept queues are empty (getsockopt TCP_INFO gives
-// the queue's length in `tcpi_unacked` on a listening socket) and closes its listeners right
-// then, in the same synchronous pass.
+// Closing a listening socket resets every connection still waiting in its accept queue, a
+// request perhaps already sent on it — which a proxy cannot retry for a POST. So a server that
+// stops (serve.ts), and a worker that leaves a SO_REUSEPORT group while its siblings serve on
+// (the kernel does not pass a closed socket's queue to the others unless the sysctl
+// net.ipv4.tcp_migrate_req is 1), waits for an instant when its accept queues are empty
+// (getsockopt TCP_INFO gives the queue's length in `tcpi_unacked` on a listening socket) and
+// closes its listeners right then, in the same synchronous pass. A pool's master stops its
+// shared sockets listening the same way, with shutdown() (stopListening()).
 //
 // It cannot use Deno's close() for that: the runtime closes the descriptor only after the
 // pending accept() has been cancelled, later in the event loop, while connections keep
 // arriving. So the listening descriptor is replaced in place (dup3) by a private listening
-// socket bound to 127.0.0.1 that nobody knows: that closes the shared socket at once, and
-// the runtime's pending accept() just never completes, until the server closes the listener
-// as it always does, closing the stand-in. Deno exposes no descriptors, so they are found in
-// /proc/self/fd and the calls go through FFI; where either is missing (another OS, no
+// socket bound to 127.0.0.1 that nobody knows: that closes the socket at once, and the
+// runtime's pending accept() just never completes, until the server closes the listener as it
+// always does, closing the stand-in. Deno exposes no descriptors, so they are found in
+// /proc/<own PID>/fd and the calls go through FFI; where either is missing (another OS, no
 // --allow-ffi), nothing happens here and the server's own close is all there is.
 
-import { type Libc, openLibc } from "../server/libc.ts";
-import { AF_INET, listeningSockets } from "../server/sockets.ts";
+import { type Libc, openLibc } from "./libc.ts";
+import { AF_INET, listeningSockets } from "./sockets.ts";
 
 const IPPROTO_TCP = 6;
 const TCP_INFO = 11;
@@ -74,7 +72,11 @@ const LEAVE_SYMBOLS = {
 
 type LeaveCalls = Deno.DynamicLibrary<typeof LEAVE_SYMBOLS>["symbols"];
 
-/** Leaves the groups when called (see leaveReusePortGroup); resolves false when it cannot. */
+/**
+ * Closes the prepared listeners at an instant when none has a connection queued, or after
+ * `deadlineMs` whatever they hold; resolves false when it could not (the server's own close
+ * does it then, resetting what is queued).
+ */
 export type Leave = (deadlineMs?: number) => Promise<boolean>;
 
 /**
@@ -98,25 +100,19 @@ export function prepareLeave(ports: number[]): Leave {
   return (deadlineMs = 1000) => leave(calls, fds, deadlineMs);
 }
 
-/**
- * Takes this process's listeners on `ports` out of their SO_REUSEPORT groups at an instant
- * when no connection waits in their accept queues (the accept loops empty them meanwhile),
- * or after `deadlineMs` whatever the queues hold. Resolves with true when it did, false when
- * it could not (the server's close will do it, dropping what is queued then).
- */
-export function leaveReusePortGroup(ports: number[], deadlineMs = 1000): Promise<boolean> {
-  const c = openLibc();
-  if (c === null) return Promise.resolve(false);
-  return leave(c, listeningOn(c, new Set(ports)), deadlineMs);
-}
-
 async function leave(c: LeaveCalls, fds: number[], deadlineMs: number): Promise<boolean> {
   if (fds.length === 0) return false;
+  await untilQueuesEmpty(c, fds, deadlineMs);
+  return fds.map((fd) => replaceWithStandIn(c, fd)).every(Boolean);
+}
+
+/**
+ * Resolves at an instant when the accept queues of `fds` are all empty (the accept loops empty
+ * them meanwhile), or once `deadlineMs` has passed; the caller acts in the same pass.
+ */
+async function untilQueuesEmpty(c: LeaveCalls, fds: number[], deadlineMs: number): Promise<void> {
   const until = Date.now() + deadlineMs;
-  while (true) {
-    if (fds.every((fd) => acceptQueueLength(c, fd) === 0) || Date.now() > until) {
-      return fds.map((fd) => replaceWithStandIn(c, fd)).every(Boolean);
-    }
+  while (!fds.every((fd) => acceptQueueLength(c, fd) === 0) && Date.now() <= until) {
     await new Promise((resolve) => setTimeout(resolve, 0));
   }
 }
@@ -137,9 +133,6 @@ export async function stopListening(sockets: number[], deadlineMs = 1000): Promi
   // TCP only: a unix socket's queue cannot be read, so it is left to close as before.
   const fds = c === null ? [] : sockets.filter((fd) => tcpAcceptQueue(c, fd) !== null);
   if (c === null || fds.length === 0) return false;
-  const until = Date.now() + deadlineMs;
-  while (!fds.every((fd) => acceptQueueLength(c, fd) === 0) && Date.now() <= until) {
-    await new Promise((resolve) => setTimeout(resolve, 0));
-  }
+  await untilQueuesEmpty(c, fds, deadlineMs);
   return fds.map((fd) => c.shutdown(fd, SHUT_RDWR) === 0).every(Boolean);
 }
