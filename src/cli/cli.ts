@@ -19,6 +19,7 @@ import { socketsPassed, takeSystemdSockets } from "../server/systemd.ts";
 import { setThrowawayPath } from "../server/adopt.ts";
 import { ErrorLog } from "../server/log.ts";
 import { runMaster } from "../pool/master.ts";
+import { prepareLeave } from "../server/listener_close.ts";
 import { setEntryModule } from "../process/reexec.ts";
 import { watchedFolder, watchSources } from "./reload.ts";
 import { type BoundServer, listen, loadTls, urlOf } from "../server/serve.ts";
@@ -446,6 +447,8 @@ async function serveCommand(
       return 1;
     }
   }
+  // Prepared while FFI is still this process's (a narrowed one gives it back just below).
+  const closeListeners = prepareLeave(bound.addrs.map((addr) => addr.port));
   if (dropGrants !== null) {
     await dropSetUpGrants(dropGrants.grants, dropGrants.user);
     try {
@@ -469,7 +472,11 @@ async function serveCommand(
       ? `Serving ${spec} in isolated children`
       : `Serving ${loaded.kind} app ${loaded.spec}`,
   );
-  await stopOnSignals(handle.shutdown, errorLog);
+  await stopOnSignals(async (gracefulMs, keepIdle) => {
+    // At an instant when none waits to be accepted: closing the listeners resets those queued.
+    await closeListeners();
+    await handle.shutdown(gracefulMs, keepIdle);
+  }, errorLog);
   await isolated?.close();
   return 0;
 }

@@ -8,6 +8,7 @@
 import { AppLoadError, loadApp } from "../app/loader.ts";
 import { type ControlMessage, encodeMessage, WORKER_ENV } from "./control.ts";
 import { describeError, ErrorLog } from "../server/log.ts";
+import { type Leave, prepareLeave } from "../server/listener_close.ts";
 import { type BoundServer, listen, type ServerHandle } from "../server/serve.ts";
 import { setThrowawayPath } from "../server/adopt.ts";
 import { dropSetUpGrants, NOT_NARROWED, takeNarrowedGrants } from "../process/least_privilege.ts";
@@ -57,6 +58,7 @@ export async function runWorker(spec: string, config: WorkerConfig): Promise<num
   const heartbeat = setInterval(beat, HEARTBEAT_MS);
 
   let stopping = false;
+  let leave: Leave | null = null;
   let stopped!: () => void;
   const done = new Promise<void>((resolve) => (stopped = resolve));
   // Asked by the master (SIGTERM), idle keep-alive connections are left for proxies to close
@@ -67,7 +69,7 @@ export async function runWorker(spec: string, config: WorkerConfig): Promise<num
     log.info(`Worker ${env.id} stopping: ${why}`);
     // Not serving yet: nothing to finish.
     if (handle === null) Deno.exit(0);
-    drain(handle, env.listenFds === undefined, keepIdle).then(stopped);
+    drain(handle, leave, keepIdle).then(stopped);
   };
   channel.onClosed = () => stop("master gone (control channel closed)");
   const ignore = () => {};
@@ -111,6 +113,9 @@ export async function runWorker(spec: string, config: WorkerConfig): Promise<num
       1,
     );
   }
+  // With --reuse-port, the leave of the group is made ready while FFI may still be used (a
+  // shared socket stays open in the master: closing ours leaves its queue to the others).
+  leave = env.listenFds === undefined ? prepareLeave(bound.addrs.map((a) => a.port)) : null;
   if (narrowed !== null) {
     await dropSetUpGrants(narrowed, parsePermissionFlags(config.permissions));
     try {
@@ -143,11 +148,14 @@ export async function runWorker(spec: string, config: WorkerConfig): Promise<num
  * the engine drains — responses say "Connection: close", so keep-alive clients move to the
  * other workers cleanly — and a moment later the graceful shutdown closes what is idle.
  */
-async function drain(handle: ServerHandle, reusePort: boolean, keepIdle: boolean): Promise<void> {
-  // Shared sockets: they stay open in the master, ours leave the queue to the others.
-  if (!reusePort) return await handle.shutdown(undefined, keepIdle);
-  // Its own sockets, whose closing listen() prepared while FFI could still be used.
-  if (await handle.closeListeners()) {
+async function drain(
+  handle: ServerHandle,
+  leave: Leave | null,
+  keepIdle: boolean,
+): Promise<void> {
+  // Shared sockets (no leave): they stay open in the master, ours leave the queue to others.
+  if (leave === null) return await handle.shutdown(undefined, keepIdle);
+  if (await leave()) {
     await delay(FIRST_REQUEST_MS);
     handle.server.engine.draining = true;
     await delay(SETTLE_MS);

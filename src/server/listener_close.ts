@@ -2,7 +2,7 @@
 //
 // Closing a listening socket resets every connection still waiting in its accept queue, a
 // request perhaps already sent on it — which a proxy cannot retry for a POST. So a server that
-// stops (serve.ts), and a worker that leaves a SO_REUSEPORT group while its siblings serve on
+// stops (a single process: cli.ts), and a worker that leaves a SO_REUSEPORT group while its siblings serve on
 // (the kernel does not pass a closed socket's queue to the others unless the sysctl
 // net.ipv4.tcp_migrate_req is 1), waits for an instant when its accept queues are empty
 // (getsockopt TCP_INFO gives the queue's length in `tcpi_unacked` on a listening socket) and

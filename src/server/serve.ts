@@ -4,7 +4,6 @@
 import type { Engine } from "./connection.ts";
 import { AccessLog, ErrorLog, RateLimitedLog, type Sink } from "./log.ts";
 import { Server } from "./server.ts";
-import { prepareLeave } from "./listener_close.ts";
 import { TrustedProxies } from "./proxy.ts";
 import { openTelemetry } from "./telemetry.ts";
 import { type BindAddress, isUnixBind, urlOf as bindUrl } from "./bind.ts";
@@ -42,12 +41,6 @@ export interface ServerHandle {
   server: Server;
   /** Resolves when the server has stopped. */
   finished: Promise<void>;
-  /**
-   * Closes the listeners this process bound, at an instant when none has a connection queued
-   * (listener_close.ts); once, whoever asks first (shutdown() asks too). False where it could
-   * not, or for inherited sockets (their queue is shared: nothing is reset here).
-   */
-  closeListeners(): Promise<boolean>;
   /**
    * Graceful stop; `gracefulMs` defaults to the configured graceful timeout. `keepIdle`: idle
    * keep-alive connections keep their deadline instead of closing at once (Server.shutdown).
@@ -136,12 +129,6 @@ export function listen(options: ServeOptions = {}): BoundServer {
       tls,
       umask: config.umask,
     });
-  // Prepared now, while this process may still use FFI (a narrowed one gives it back before
-  // its app is imported). Inherited sockets are left alone: their queue is shared with whoever
-  // else holds them (a pool's master, systemd), and nothing is reset when this copy closes.
-  const leave = options.inherited === undefined ? prepareLeave(addrs.map((a) => a.port)) : null;
-  let left: Promise<boolean> | null = null;
-  const closeListeners = () => (left ??= leave?.() ?? Promise.resolve(false));
   return {
     addrs,
     socketPaths,
@@ -153,11 +140,8 @@ export function listen(options: ServeOptions = {}): BoundServer {
         socketPaths,
         server,
         finished,
-        closeListeners,
-        shutdown: async (gracefulMs = config.gracefulTimeout * 1000, keepIdle = false) => {
-          await closeListeners();
-          await server.shutdown(gracefulMs, keepIdle);
-        },
+        shutdown: (gracefulMs = config.gracefulTimeout * 1000, keepIdle = false) =>
+          server.shutdown(gracefulMs, keepIdle),
       };
     },
     close: () => server.shutdown(0),
