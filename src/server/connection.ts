@@ -2,6 +2,7 @@
 // and again while keep-alive holds. Its state (idle, reading a head, active, closed) and its
 // deadline are read by the server's sweeper, which is what enforces the timeouts.
 
+import { type SocketIo, socketIo } from "./socket_io.ts";
 import { giveBuffer, takeBuffer } from "./buffer_pool.ts";
 import { coarseNow } from "./clock.ts";
 import { type RateRule, RateVerdict, TransferClock } from "./data_rate.ts";
@@ -114,6 +115,8 @@ const OWN_READ = 1;
 /** What is reading the socket: nobody, an own read, or a watch (the promise of its landing). */
 type Reading = typeof NOT_READING | typeof OWN_READ | Promise<void>;
 
+const RESOLVED_FALSE = Promise.resolve(false);
+const RESOLVED_NULL = Promise.resolve(null);
 const encoder = new TextEncoder();
 const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
 
@@ -130,6 +133,8 @@ export class Connection implements ClosePolicy {
   info: ConnectionInfo;
 
   readonly #conn: Deno.Conn;
+  /** The socket's reads and writes (socket_io.ts). */
+  readonly #io: SocketIo;
   readonly #engine: Engine;
   readonly #out: OutputBuffer;
   readonly #scanner = new HeadScanner();
@@ -169,7 +174,8 @@ export class Connection implements ClosePolicy {
     this.#conn = conn;
     this.#engine = engine;
     this.info = info;
-    this.#out = new OutputBuffer(conn, engine.responseRate);
+    this.#io = socketIo(conn);
+    this.#out = new OutputBuffer(this.#io, engine.responseRate);
     this.deadline = coarseNow() + engine.headerTimeoutMs;
     this.#keepAliveLines = keepAliveLines(engine.keepAliveMs);
   }
@@ -380,8 +386,35 @@ export class Connection implements ClosePolicy {
    * Reads more bytes into buf; false at end of stream or when the socket was closed. While a
    * request is served this is a body read, and rejects with BodyTimeoutError when too slow.
    */
-  async fill(): Promise<boolean> {
+  fill(): Promise<boolean> {
     const backlog = this.#out.flushBehind();
+    if (backlog || this.#reading !== NOT_READING || this.#bodyClock !== null) {
+      return this.#fillWaiting(backlog);
+    }
+    if (this.#ended) return RESOLVED_FALSE;
+    // The common case, a head read: one promise from the socket to the caller, no async frames
+    // between (each would cost its allocations on every request).
+    this.#makeRoom();
+    this.#reading = OWN_READ;
+    return this.#io.read(this.end === 0 ? this.#wholeView : this.buf.subarray(this.end))
+      .then(this.#filled, this.#fillFailed);
+  }
+
+  /** A head read landed: `n` bytes, 0 at the end of the stream. */
+  readonly #filled = (n: number): boolean => {
+    this.#reading = NOT_READING;
+    if (n === 0) {
+      this.#readDone(null);
+      return false;
+    }
+    this.end += n;
+    return true;
+  };
+
+  readonly #fillFailed = (): boolean => this.#filled(0);
+
+  /** fill() behind a write in flight, a watch's read, or on a request body's clock. */
+  async #fillWaiting(backlog: Promise<void> | undefined): Promise<boolean> {
     if (backlog) await backlog;
     if (this.#reading instanceof Promise) {
       await this.#waitBody(this.#reading);
@@ -422,7 +455,7 @@ export class Connection implements ClosePolicy {
     let n: number | null;
     this.#reading = OWN_READ;
     try {
-      n = await this.#conn.read(view);
+      n = (await this.#io.read(view)) || null;
     } catch {
       n = null;
     } finally {
@@ -453,8 +486,8 @@ export class Connection implements ClosePolicy {
   #startRead(): void {
     this.#makeRoom();
     const view = this.end === 0 ? this.#wholeView : this.buf.subarray(this.end);
-    this.#reading = this.#conn.read(view).then(
-      (n) => this.#readDone(n),
+    this.#reading = this.#io.read(view).then(
+      (n) => this.#readDone(n || null),
       () => this.#readDone(null),
     );
   }
@@ -527,7 +560,7 @@ export class Connection implements ClosePolicy {
   }
 
   /** Reads until a head is complete; null when the connection ended between requests. */
-  async #readHead(): Promise<RequestHead | HttpError | null> {
+  #readHead(): Promise<RequestHead | HttpError | null> {
     const engine = this.#engine;
     // The scanner keeps its place from #bufferedHead()'s look at the partial head.
     this.state = this.end > this.start ? ConnState.ReadingHead : ConnState.Idle;
@@ -535,17 +568,27 @@ export class Connection implements ClosePolicy {
       (this.#requests > 0 && this.state === ConnState.Idle
         ? engine.keepAliveMs
         : engine.headerTimeoutMs);
-    while (true) {
-      if (engine.draining && this.state === ConnState.Idle && this.#requests > 0) return null;
-      if (!(await this.fill())) return null;
-      if (this.state === ConnState.Idle) {
-        this.state = ConnState.ReadingHead;
-        this.deadline = coarseNow() + engine.headerTimeoutMs;
-      }
-      const head = this.#scanHead();
-      if (head !== undefined) return head;
-    }
+    return this.#readMoreHead();
   }
+
+  // Written as promise callbacks, not an async loop: every keep-alive request comes this way,
+  // and an async frame per request is garbage the collector then has to sweep.
+  #readMoreHead(): Promise<RequestHead | HttpError | null> {
+    const engine = this.#engine;
+    if (engine.draining && this.state === ConnState.Idle && this.#requests > 0) {
+      return RESOLVED_NULL;
+    }
+    return this.fill().then(this.#headFilled);
+  }
+
+  readonly #headFilled = (more: boolean) => {
+    if (!more) return null;
+    if (this.state === ConnState.Idle) {
+      this.state = ConnState.ReadingHead;
+      this.deadline = coarseNow() + this.#engine.headerTimeoutMs;
+    }
+    return this.#scanHead() ?? this.#readMoreHead();
+  };
 
   /**
    * Answers a request the server refuses — a malformed head (`head` undefined), a body too
@@ -716,50 +759,70 @@ export class Connection implements ClosePolicy {
 
   /** Calls the app and sends its response; undefined when nothing had to be awaited. */
   #callApp(environ: Environ, response: ResponseWriter): Promise<void> | undefined {
-    let body: Body | undefined;
+    let result: Body | Promise<Body>;
     try {
-      const result = this.#engine.app(environ, response.startResponse);
-      if (result instanceof Promise) return this.#callAppAsync(result, response);
-      body = result;
-      if (this.#upgradeTaken(response) !== null) return void this.#closeBody(body);
-      const sent = response.send(body);
-      if (sent) return this.#awaitSent(sent, body, response);
+      result = this.#engine.app(environ, response.startResponse);
     } catch (error) {
-      const failed = this.#appFailed(error, response);
-      if (body !== undefined) this.#closeBody(body);
-      return failed;
+      return this.#appFailed(error, response);
     }
-    this.#closeBody(body);
-    return undefined;
+    if (result instanceof Promise) return this.#callAppAsync(result, response);
+    return this.#send(result, response);
   }
 
-  async #callAppAsync(result: Promise<Body>, response: ResponseWriter): Promise<void> {
-    // An async app that waits on nothing (most do, for most requests) settles within a few
-    // microtasks (a fetch app's adapter takes three: its handler's promise, the adapter's
-    // `then`, this `then`); one that waits on I/O should not hold back the responses already
-    // buffered for earlier pipelined requests, so those start on their way first.
-    let settled = false;
-    const mark = () => void (settled = true);
-    result.then(mark, mark);
-    for (let tick = 0; tick < SETTLE_TICKS && !settled; tick++) await null;
-    if (!settled) this.#out.flushBehind();
+  #callAppAsync(result: Promise<Body>, response: ResponseWriter): Promise<void> {
+    // Responses to earlier pipelined requests wait in the buffer: see that a slow app does not
+    // hold them back.
+    if (this.#out.length > 0) return this.#settleThenSend(result, response);
+    return result.then(
+      (body) => this.#send(body, response),
+      (error) => this.#appFailed(error, response),
+    );
+  }
+
+  async #settleThenSend(result: Promise<Body>, response: ResponseWriter): Promise<void> {
+    await this.#settleOrFlushBehind(result);
     let body: Body;
     try {
       body = await result;
     } catch (error) {
       return this.#appFailed(error, response);
     }
-    await this.#awaitSent(undefined, body, response);
+    const sent = this.#send(body, response);
+    if (sent) await sent;
   }
 
-  async #awaitSent(
-    sent: Promise<void> | undefined,
-    body: Body,
-    response: ResponseWriter,
-  ): Promise<void> {
+  /**
+   * An async app that waits on nothing (most do, for most requests) settles within a few
+   * microtasks (a fetch app's adapter takes three: its handler's promise, the adapter's `then`,
+   * this `then`); one that waits on I/O should not hold back the responses already buffered
+   * for earlier pipelined requests, so those start on their way first.
+   */
+  async #settleOrFlushBehind(result: Promise<Body>): Promise<void> {
+    let settled = false;
+    const mark = () => void (settled = true);
+    result.then(mark, mark);
+    for (let tick = 0; tick < SETTLE_TICKS && !settled; tick++) await null;
+    if (!settled) this.#out.flushBehind();
+  }
+
+  /** Sends the app's body; undefined when nothing had to be awaited. Closes the body. */
+  #send(body: Body, response: ResponseWriter): Promise<void> | undefined {
+    let sent: Promise<void> | undefined;
     try {
-      if (sent === undefined && this.#upgradeTaken(response) !== null) return;
-      await (sent ?? response.send(body));
+      if (this.#upgradeTaken(response) === null) sent = response.send(body);
+    } catch (error) {
+      const failed = this.#appFailed(error, response);
+      this.#closeBody(body);
+      return failed;
+    }
+    if (sent) return this.#awaitSent(sent, body, response);
+    this.#closeBody(body);
+    return undefined;
+  }
+
+  async #awaitSent(sent: Promise<void>, body: Body, response: ResponseWriter): Promise<void> {
+    try {
+      await sent;
     } catch (error) {
       await this.#appFailed(error, response);
     } finally {

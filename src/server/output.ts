@@ -150,7 +150,51 @@ export class OutputBuffer {
   /** Queues a write behind the one in flight. `recycle` is the buffer to reuse afterwards. */
   #queue(bytes: Uint8Array, recycle: Uint8Array | null): void {
     this.#queued++;
-    this.#inFlight = this.#write(this.#inFlight, bytes, recycle);
+    const previous = this.#inFlight;
+    this.#inFlight = previous === null && this.#failure === null
+      ? this.#writeAlone(bytes, recycle)
+      : this.#write(previous, bytes, recycle);
+  }
+
+  /**
+   * A write with nothing ahead of it, the common case: one promise from the socket to the
+   * caller, no async frame (whose allocations every keep-alive response would pay). Only one
+   * such write is in flight at a time, so its bytes wait in fields, not a closure.
+   */
+  #writeAlone(bytes: Uint8Array, recycle: Uint8Array | null): Promise<void> {
+    this.#aloneBytes = bytes;
+    this.#aloneRecycle = recycle;
+    this.clock.begin(coarseNow());
+    return this.#writer.write(bytes).then(this.#wroteAlone, this.#aloneFailed);
+  }
+
+  #aloneBytes: Uint8Array | null = null;
+  #aloneRecycle: Uint8Array | null = null;
+
+  readonly #wroteAlone = (n: number): Promise<void> | undefined => {
+    this.clock.end(coarseNow(), n);
+    const bytes = this.#aloneBytes as Uint8Array;
+    const recycle = this.#aloneRecycle;
+    this.#aloneBytes = this.#aloneRecycle = null;
+    this.written += n;
+    // A short write: the rest goes the general way, which finishes the bookkeeping.
+    if (n < bytes.length) return this.#write(null, bytes.subarray(n), recycle);
+    this.#finished(recycle);
+  };
+
+  readonly #aloneFailed = (error: unknown): void => {
+    this.clock.end(coarseNow(), 0);
+    this.#failure = new WriteFailedError(error);
+    const recycle = this.#aloneRecycle;
+    this.#aloneBytes = this.#aloneRecycle = null;
+    this.#finished(recycle);
+  };
+
+  /** A queued write is done: its buffer is kept for reuse, and the queue may be empty. */
+  #finished(recycle: Uint8Array | null): void {
+    // A buffer grown for one large head should not stay large for the connection's life.
+    if (recycle !== null && recycle.length <= 4 * COPY_LIMIT) this.#spare = recycle;
+    if (--this.#queued === 0) this.#inFlight = null;
   }
 
   /** One queued write. It never rejects: the failure is kept, and every later write skipped. */
@@ -174,9 +218,7 @@ export class OutputBuffer {
       this.#failure = new WriteFailedError(error);
     }
     this.written += done;
-    // A buffer grown for one large head should not stay large for the connection's life.
-    if (recycle !== null && recycle.length <= 4 * COPY_LIMIT) this.#spare = recycle;
-    if (--this.#queued === 0) this.#inFlight = null;
+    this.#finished(recycle);
   }
 
   /** Hands the buffers back to the pool; the output must not be used afterwards. */

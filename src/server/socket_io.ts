@@ -1,0 +1,87 @@
+// Reads and writes a connection's socket with the runtime's own ops when it offers them.
+// Deno.Conn's read() and write() are async functions that wrap the op's promise in a second one
+// (and keep a set of pending reads for unref()); on a keep-alive request that is garbage made
+// twice per request. Calling the op directly halves it. The ops are found once, and checked on
+// the first connection; anywhere they are not what we expect, the public methods are used.
+
+/** What the engine needs of a socket: Deno.Conn's read() and write(). */
+export interface SocketIo {
+  /** Bytes read into `buf` (never empty); 0 at the end of the stream, as the op says it. */
+  read(buf: Uint8Array): Promise<number>;
+  /** Bytes written from `buf` (maybe fewer than its length). */
+  write(buf: Uint8Array): Promise<number>;
+}
+
+interface CoreOps {
+  read(rid: number, buf: Uint8Array): Promise<number>;
+  write(rid: number, buf: Uint8Array): Promise<number>;
+}
+
+const RID = "Deno.internal.rid";
+
+function findCore(): CoreOps | null {
+  const internal = (Deno as unknown as Record<symbol, unknown>)[
+    (Deno as unknown as { internal: symbol }).internal
+  ] as { core?: Partial<CoreOps> } | undefined;
+  const core = internal?.core;
+  if (typeof core?.read !== "function" || typeof core?.write !== "function") return null;
+  return core as CoreOps;
+}
+
+function ridOf(conn: Deno.Conn): number | null {
+  for (const symbol of Object.getOwnPropertySymbols(conn)) {
+    if (symbol.description === RID) {
+      const rid = (conn as unknown as Record<symbol, unknown>)[symbol];
+      return Number.isInteger(rid) ? rid as number : null;
+    }
+  }
+  return null;
+}
+
+let core: CoreOps | null | undefined;
+
+/** The socket's own ops when the runtime has them, else the connection itself. */
+export function socketIo(conn: Deno.Conn): SocketIo {
+  if (core === undefined) core = findCore();
+  const rid = core === null ? null : ridOf(conn);
+  if (rid === null || core === null) return new ConnIo(conn);
+  return new DirectIo(core, rid);
+}
+
+class DirectIo implements SocketIo {
+  readonly #core: CoreOps;
+  readonly #rid: number;
+
+  constructor(core: CoreOps, rid: number) {
+    this.#core = core;
+    this.#rid = rid;
+  }
+
+  read(buf: Uint8Array): Promise<number> {
+    return this.#core.read(this.#rid, buf);
+  }
+
+  write(buf: Uint8Array): Promise<number> {
+    return this.#core.write(this.#rid, buf);
+  }
+}
+
+/** The public methods, where the ops are not what we expect. */
+class ConnIo implements SocketIo {
+  readonly #conn: Deno.Conn;
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  read(buf: Uint8Array): Promise<number> {
+    return this.#conn.read(buf).then(endAsZero);
+  }
+
+  write(buf: Uint8Array): Promise<number> {
+    return this.#conn.write(buf);
+  }
+}
+
+// Deno.Conn's read() says null at the end of the stream, where the op says 0.
+const endAsZero = (n: number | null): number => n ?? 0;
