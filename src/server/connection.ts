@@ -3,6 +3,7 @@
 // deadline are read by the server's sweeper, which is what enforces the timeouts.
 
 import { type SocketIo, socketIo } from "./socket_io.ts";
+import { flushLater } from "./late_flush.ts";
 import { giveBuffer, takeBuffer } from "./buffer_pool.ts";
 import { coarseNow } from "./clock.ts";
 import { type RateRule, RateVerdict, TransferClock } from "./data_rate.ts";
@@ -106,8 +107,6 @@ const DRAIN_LIMIT = 256 * 1024;
 /** How long, and how much, a closing connection reads and drops after an error answer. */
 const LINGER_MS = 2000;
 const LINGER_BYTES = 256 * 1024;
-/** Microtasks an async app's answer may take and still leave with the pipelined ones before. */
-const SETTLE_TICKS = 3;
 /** No socket read is in flight. */
 const NOT_READING = 0;
 /** A read whose caller awaits it. */
@@ -770,39 +769,13 @@ export class Connection implements ClosePolicy {
   }
 
   #callAppAsync(result: Promise<Body>, response: ResponseWriter): Promise<void> {
-    // Responses to earlier pipelined requests wait in the buffer: see that a slow app does not
-    // hold them back.
-    if (this.#out.length > 0) return this.#settleThenSend(result, response);
+    // Responses to earlier pipelined requests wait in the buffer: a slow app must not hold
+    // them back, a quick one should see its answer leave with them (late_flush.ts).
+    if (this.#out.length > 0) flushLater(this.#out);
     return result.then(
       (body) => this.#send(body, response),
       (error) => this.#appFailed(error, response),
     );
-  }
-
-  async #settleThenSend(result: Promise<Body>, response: ResponseWriter): Promise<void> {
-    await this.#settleOrFlushBehind(result);
-    let body: Body;
-    try {
-      body = await result;
-    } catch (error) {
-      return this.#appFailed(error, response);
-    }
-    const sent = this.#send(body, response);
-    if (sent) await sent;
-  }
-
-  /**
-   * An async app that waits on nothing (most do, for most requests) settles within a few
-   * microtasks (a fetch app's adapter takes three: its handler's promise, the adapter's `then`,
-   * this `then`); one that waits on I/O should not hold back the responses already buffered
-   * for earlier pipelined requests, so those start on their way first.
-   */
-  async #settleOrFlushBehind(result: Promise<Body>): Promise<void> {
-    let settled = false;
-    const mark = () => void (settled = true);
-    result.then(mark, mark);
-    for (let tick = 0; tick < SETTLE_TICKS && !settled; tick++) await null;
-    if (!settled) this.#out.flushBehind();
   }
 
   /** Sends the app's body; undefined when nothing had to be awaited. Closes the body. */

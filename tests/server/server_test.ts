@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import type { App, Body, Environ, StartResponse } from "../../src/tsgi/types.ts";
-import { parseResponses, rawExchange, waitFor, withServer } from "../support/server.ts";
+import { encoder, parseResponses, rawExchange, waitFor, withServer } from "../support/server.ts";
 
 const hello: App = (_environ, startResponse) => {
   startResponse("200 OK", [["Content-Type", "text/plain"]]);
@@ -524,5 +524,48 @@ Deno.test("tsgi.server.signal aborts when the client goes away mid-request", asy
     assert.ok(await waitFor(() => entered));
     conn.close();
     assert.ok(await waitFor(() => aborted), "the signal fired after the client closed");
+  });
+});
+
+Deno.test("responses pipelined before a slow async app's leave without waiting for it", async () => {
+  // The slow request waits until the client has read the answer to the quick one before it:
+  // held back behind the slow one, that answer would never come (the test's deadline fails it).
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const app: App = async (environ, startResponse) => {
+    if (environ.PATH_INFO === "/slow") await gate;
+    return hello(environ, startResponse);
+  };
+  await withServer(app, async ({ port }) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      await conn.write(encoder.encode(
+        "GET /quick HTTP/1.1\r\nHost: x\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n",
+      ));
+      const buf = new Uint8Array(4096);
+      let seen = "";
+      // One read in flight at a time; the deadline only stops the wait for it.
+      const readUntil = async (done: () => boolean, ms: number) => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const late = new Promise<"late">((resolve) => (timer = setTimeout(resolve, ms, "late")));
+        try {
+          while (!done()) {
+            const n = await Promise.race([conn.read(buf), late]);
+            if (n === "late" || n === null) return;
+            seen += new TextDecoder().decode(buf.subarray(0, n));
+          }
+        } finally {
+          clearTimeout(timer);
+        }
+      };
+      await readUntil(() => seen.includes("hello"), 5000);
+      assert.ok(seen.includes("hello"), "the quick answer came while the slow app waited");
+      release();
+      await readUntil(() => parseResponses(seen).length >= 2, 5000);
+      assert.equal(parseResponses(seen).length, 2);
+    } finally {
+      release();
+      conn.close();
+    }
   });
 });

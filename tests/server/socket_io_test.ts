@@ -30,10 +30,12 @@ function publicOnly(conn: Deno.Conn): Deno.Conn {
   } as unknown as Deno.Conn;
 }
 
-for (const [name, wrap] of [["the runtime's ops", (c: Deno.Conn) => c], [
-  "the public methods",
-  publicOnly,
-]] as const) {
+for (
+  const [name, wrap] of [["the runtime's ops", (c: Deno.Conn) => c], [
+    "the public methods",
+    publicOnly,
+  ]] as const
+) {
   Deno.test(`socket I/O through ${name}: bytes both ways, 0 at the end of the stream`, async () => {
     const { client, server, close } = await pair();
     try {
