@@ -26,6 +26,15 @@ export abstract class ByteInput implements Input {
     return this.#pending.length > 0;
   }
 
+  /** Moves pending bytes, as many as fit, to the start of `dest`; how many it moved. */
+  protected movePendingInto(dest: Uint8Array): number {
+    const pending = this.#pending;
+    const n = Math.min(pending.length, dest.length);
+    dest.set(n === pending.length ? pending : pending.subarray(0, n));
+    this.#pending = n === pending.length ? EMPTY : pending.subarray(n);
+    return n;
+  }
+
   /** Drops the bytes taken and not read. */
   protected dropPending(): void {
     this.#pending = EMPTY;
