@@ -357,6 +357,45 @@ const SETTINGS_BY_KEY: { [K in keyof Config]: Setting<K> } = {
       "ping is closed (1001). 0: no pings.",
     parse: single(parseSeconds),
   },
+  wsDeflate: {
+    key: "wsDeflate",
+    flag: "ws-deflate",
+    metavar: "",
+    default: SERVER_DEFAULTS.wsDeflate,
+    section: "limits",
+    boolean: true,
+    help: "Offer WebSocket clients permessage-deflate (RFC 7692): messages of 64 bytes or more " +
+      "are sent compressed, and a compressed message inflating past --ws-max-message is " +
+      "closed with 1009 while it inflates. Without --ws-deflate-context-takeover each message " +
+      "is compressed on its own and an idle socket holds no compression state.",
+    parse: single(parseBoolean),
+  },
+  wsDeflateContextTakeover: {
+    key: "wsDeflateContextTakeover",
+    flag: "ws-deflate-context-takeover",
+    metavar: "",
+    default: SERVER_DEFAULTS.wsDeflateContextTakeover,
+    section: "limits",
+    boolean: true,
+    help: "With --ws-deflate: keep each socket's compression context from one message to the " +
+      "next (better ratios on small, similar messages), at a cost per socket that has used " +
+      "it: about 300 KiB at --ws-deflate-window-bits 15, 50 KiB at 12 (docs/websocket.md).",
+    parse: single(parseBoolean),
+  },
+  wsDeflateWindowBits: {
+    key: "wsDeflateWindowBits",
+    flag: "ws-deflate-window-bits",
+    metavar: "BITS",
+    default: SERVER_DEFAULTS.wsDeflateWindowBits,
+    section: "limits",
+    help: "With --ws-deflate: the largest LZ77 window, 2^BITS bytes (9–15), the server " +
+      "compresses with and asks clients to compress with when they allow it.",
+    parse: single((raw, flag) => {
+      const n = /^\d{1,2}$/.test(raw) ? Number(raw) : 0;
+      if (n < 9 || n > 15) fail(flag, "a number of bits from 9 to 15", raw);
+      return n;
+    }),
+  },
   appFactory: {
     key: "appFactory",
     flag: "app-factory",

@@ -45,6 +45,12 @@ export interface ServerConfig {
   wsMaxMessage: number;
   /** Seconds between pings to a WebSocket peer; one not answered by the next closes it. */
   wsPingInterval: number;
+  /** Offer permessage-deflate (RFC 7692) to WebSocket clients. */
+  wsDeflate: boolean;
+  /** With wsDeflate: keep the compression context between messages (memory per socket). */
+  wsDeflateContextTakeover: boolean;
+  /** With wsDeflate: the most LZ77 window, as bits (9–15), either side compresses with. */
+  wsDeflateWindowBits: number;
 }
 
 const GIB = 1024 * 1024 * 1024;
@@ -77,4 +83,7 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   rootPath: "",
   wsMaxMessage: 16 * 1024 * 1024,
   wsPingInterval: 30,
+  wsDeflate: false,
+  wsDeflateContextTakeover: false,
+  wsDeflateWindowBits: 15,
 });
