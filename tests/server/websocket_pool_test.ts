@@ -83,3 +83,58 @@ Deno.test("a pool of 2 workers serves WebSockets; SIGTERM to the master closes t
   assert.ok(events.every((e) => e.wasClean), "every close was a clean close handshake");
   assert.equal(status.code, 0, pool.log().slice(-2000));
 });
+
+Deno.test({
+  name: "--ws-deflate reaches every worker of a pool (python's websockets negotiates it)",
+  ignore: !hasPythonWebsockets(),
+  async fn() {
+    const pool = await startPool([APP, "--workers", "2", "--ws-deflate"], 2);
+    try {
+      const workers = pool.readyWorkers();
+      const seen = new Set<number>();
+      for (let i = 0; i < MAX_SOCKETS && seen.size < 2; i += BATCH) {
+        const results = await Promise.all(
+          Array.from({ length: BATCH }, () => deflateClient(pool.port)),
+        );
+        for (const result of results) {
+          assert.equal(
+            result.extensions,
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+          );
+          assert.deepEqual(result.matched, [true]);
+          seen.add(Number(result.literals[0]));
+        }
+      }
+      assert.deepEqual([...seen].sort(), [...workers].sort());
+    } finally {
+      await stopPool(pool);
+    }
+  },
+});
+
+const DEFLATE_CLIENT = fromFileUrl(new URL("../fixtures/ws_deflate_client.py", import.meta.url));
+
+function hasPythonWebsockets(): boolean {
+  try {
+    const args = ["-c", "import websockets"];
+    return new Deno.Command("python3", { args, stdout: "null", stderr: "null" }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+}
+
+/** One socket: the worker's pid, and a compressed 4 KB message echoed. */
+async function deflateClient(port: number) {
+  const plan = { messages: [{ kind: "text", literal: "pid" }, { kind: "text", size: 4096 }] };
+  const output = await new Deno.Command("python3", {
+    args: [DEFLATE_CLIENT, `ws://127.0.0.1:${port}/`, JSON.stringify(plan)],
+    stdout: "piped",
+  }).output();
+  assert.ok(output.success);
+  return JSON.parse(new TextDecoder().decode(output.stdout)) as {
+    extensions: string;
+    matched: boolean[];
+    literals: string[];
+  };
+}
