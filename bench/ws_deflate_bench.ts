@@ -18,10 +18,17 @@ const OFFER = "permessage-deflate; client_max_window_bits";
 const CONFIGS: { id: string; flags: string[] }[] = [
   { id: "off", flags: [] },
   { id: "--ws-deflate", flags: ["--ws-deflate"] },
-  { id: "+takeover, 15 bits", flags: ["--ws-deflate", "--ws-deflate-context-takeover"] },
+  { id: "takeover client", flags: ["--ws-deflate", "--ws-deflate-context-takeover", "client"] },
+  { id: "takeover both", flags: ["--ws-deflate", "--ws-deflate-context-takeover", "both"] },
   {
-    id: "+takeover, 12 bits",
-    flags: ["--ws-deflate", "--ws-deflate-context-takeover", "--ws-deflate-window-bits", "12"],
+    id: "both, 12 bits",
+    flags: [
+      "--ws-deflate",
+      "--ws-deflate-context-takeover",
+      "both",
+      "--ws-deflate-window-bits",
+      "12",
+    ],
   },
 ];
 const SCENARIOS = [

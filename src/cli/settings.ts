@@ -364,23 +364,23 @@ const SETTINGS_BY_KEY: { [K in keyof Config]: Setting<K> } = {
     default: SERVER_DEFAULTS.wsDeflate,
     section: "limits",
     boolean: true,
-    help: "Offer WebSocket clients permessage-deflate (RFC 7692): messages of 64 bytes or more " +
-      "are sent compressed, and a compressed message inflating past --ws-max-message is " +
-      "closed with 1009 while it inflates. Without --ws-deflate-context-takeover each message " +
-      "is compressed on its own and an idle socket holds no compression state.",
+    help: "Offer WebSocket clients permessage-deflate (RFC 7692): messages of 256 bytes or " +
+      "more are sent compressed, and a compressed message inflating past --ws-max-message is " +
+      "closed with 1009 while it inflates. With --ws-deflate-context-takeover none each " +
+      "message is compressed on its own and an idle socket holds no compression state.",
     parse: single(parseBoolean),
   },
   wsDeflateContextTakeover: {
     key: "wsDeflateContextTakeover",
     flag: "ws-deflate-context-takeover",
-    metavar: "",
+    metavar: "MODE",
     default: SERVER_DEFAULTS.wsDeflateContextTakeover,
     section: "limits",
-    boolean: true,
-    help: "With --ws-deflate: keep each socket's compression context from one message to the " +
-      "next (better ratios on small, similar messages), at a cost per socket that has used " +
-      "it: about 300 KiB at --ws-deflate-window-bits 15, 50 KiB at 12 (docs/websocket.md).",
-    parse: single(parseBoolean),
+    help: "With --ws-deflate: which side keeps its compression context from one message to " +
+      "the next (better ratios on small, similar messages), at a cost per socket that has " +
+      "used it: none; client (an inflater per socket, ~20 KiB); both (a deflater too, " +
+      "~250 KiB in all). docs/websocket.md has the figures.",
+    parse: single((raw, flag) => oneOf(raw, flag, ["none", "client", "both"])),
   },
   wsDeflateWindowBits: {
     key: "wsDeflateWindowBits",

@@ -3,10 +3,15 @@
 
 import { HttpError } from "./errors.ts";
 
+/**
+ * Which side keeps its compression context between messages: none; the client only (the
+ * server keeps an inflater per socket, ~20 KiB); both (a deflater too, ~150–220 KiB).
+ */
+export type ContextTakeover = "none" | "client" | "both";
+
 /** The server's own terms, from its flags. */
 export interface DeflatePolicy {
-  /** Keep each direction's compression context between messages (costs memory per socket). */
-  contextTakeover: boolean;
+  contextTakeover: ContextTakeover;
   /** The most LZ77 window either side compresses with, as a power of two: 9–15. */
   windowBits: number;
 }
@@ -154,8 +159,8 @@ function accept(terms: OfferTerms, policy: DeflatePolicy): DeflateAgreement | nu
   const clientWindowBits = offeredClient === undefined
     ? MAX_WINDOW_BITS
     : Math.min(offeredClient === true ? MAX_WINDOW_BITS : offeredClient, policy.windowBits);
-  const serverTakeover = policy.contextTakeover && !terms.serverNoContextTakeover;
-  const clientTakeover = policy.contextTakeover && !terms.clientNoContextTakeover;
+  const serverTakeover = policy.contextTakeover === "both" && !terms.serverNoContextTakeover;
+  const clientTakeover = policy.contextTakeover !== "none" && !terms.clientNoContextTakeover;
   // §7.1.1: a server may ask for no context takeover either way, offered or not.
   const params = [EXTENSION_NAME];
   if (!serverTakeover) params.push("server_no_context_takeover");

@@ -16,9 +16,10 @@ import {
   WebSocketProtocolError,
 } from "../../src/http/websocket_frames.ts";
 
-const NO_TAKEOVER: DeflatePolicy = { contextTakeover: false, windowBits: 15 };
-const TAKEOVER: DeflatePolicy = { contextTakeover: true, windowBits: 15 };
-const TAKEOVER_12: DeflatePolicy = { contextTakeover: true, windowBits: 12 };
+const NO_TAKEOVER: DeflatePolicy = { contextTakeover: "none", windowBits: 15 };
+const CLIENT_TAKEOVER: DeflatePolicy = { contextTakeover: "client", windowBits: 15 };
+const TAKEOVER: DeflatePolicy = { contextTakeover: "both", windowBits: 15 };
+const TAKEOVER_12: DeflatePolicy = { contextTakeover: "both", windowBits: 12 };
 const NONE = "server_no_context_takeover; client_no_context_takeover";
 
 /** [what the client offers, the server's policy, the answer (null: none; 400: refused)]. */
@@ -27,6 +28,12 @@ const TABLE: [string, DeflatePolicy, string | null | 400][] = [
   ["permessage-deflate", NO_TAKEOVER, `permessage-deflate; ${NONE}`],
   ["permessage-deflate; client_max_window_bits", NO_TAKEOVER, `permessage-deflate; ${NONE}`],
   ["permessage-deflate", TAKEOVER, "permessage-deflate"],
+  ["permessage-deflate", CLIENT_TAKEOVER, "permessage-deflate; server_no_context_takeover"],
+  [
+    "permessage-deflate; client_no_context_takeover",
+    CLIENT_TAKEOVER,
+    `permessage-deflate; ${NONE}`,
+  ],
   ["PerMessage-Deflate", TAKEOVER, "permessage-deflate"],
   // What the client asks for is granted.
   [
@@ -109,7 +116,7 @@ const TABLE: [string, DeflatePolicy, string | null | 400][] = [
 ];
 
 for (const [offer, policy, expected] of TABLE) {
-  const terms = `${policy.contextTakeover ? "takeover" : "no takeover"}, ${policy.windowBits} bits`;
+  const terms = `takeover ${policy.contextTakeover}, ${policy.windowBits} bits`;
   Deno.test(`negotiateDeflate() answers ${JSON.stringify(offer)} (${terms})`, () => {
     const agreement = negotiateDeflate(offer, policy);
     if (expected === 400) {

@@ -13,22 +13,14 @@ import type { App } from "../../src/tsgi/types.ts";
 import type { ServerWebSocket } from "../../src/server/websocket.ts";
 import type { ServeOptions } from "../../src/server/serve.ts";
 import { withServer } from "../support/server.ts";
+import {
+  type ClientPlan,
+  deflateClient,
+  HAS_PYTHON_WEBSOCKETS,
+} from "../support/ws_deflate_client.ts";
 
-const CLIENT = new URL("../fixtures/ws_deflate_client.py", import.meta.url).pathname;
 const MIB = 1024 * 1024;
-
-/** Whether python3 with `websockets` is here (.ci/run pip-installs it). */
-const PYTHON_WEBSOCKETS = (() => {
-  try {
-    const args = ["-c", "import websockets"];
-    return new Deno.Command("python3", { args, stdout: "null", stderr: "null" }).outputSync()
-      .success;
-  } catch {
-    return false;
-  }
-})();
-const NO_PYTHON = !PYTHON_WEBSOCKETS &&
-  (console.log("skipped: python3's websockets is not installed (pip install websockets)"), true);
+const NO_PYTHON = !HAS_PYTHON_WEBSOCKETS;
 
 /** An echo app; each socket's `extensions` is kept in `seen`. */
 function echoApp(seen: string[] = []): App {
@@ -41,30 +33,7 @@ function echoApp(seen: string[] = []): App {
   });
 }
 
-interface Plan {
-  offer?: Record<string, boolean | number | null>;
-  messages: { kind: "text" | "binary"; size: number; fragments?: number; pattern?: "random" }[];
-}
-
-interface ClientResult {
-  extensions: string | null;
-  matched: boolean[];
-  compressed: boolean[];
-  closed?: number | null;
-}
-
-async function python(port: number, plan: Plan): Promise<ClientResult> {
-  const output = await new Deno.Command("python3", {
-    args: [CLIENT, `ws://127.0.0.1:${port}/`, JSON.stringify(plan)],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(output.stderr);
-  assert.ok(output.success, `the python client failed: ${stderr}`);
-  return JSON.parse(new TextDecoder().decode(output.stdout));
-}
-
-const MESSAGES: Plan["messages"] = [
+const MESSAGES: ClientPlan["messages"] = [
   { kind: "text", size: 10 }, // under the threshold: sent as it is
   { kind: "text", size: 5000 },
   { kind: "text", size: 5000 }, // the same again: takeover makes it a few bytes
@@ -83,7 +52,7 @@ Deno.test({
   async fn() {
     const seen: string[] = [];
     await withServer(echoApp(seen), async ({ port }) => {
-      const result = await python(port, { messages: MESSAGES });
+      const result = await deflateClient(port, { messages: MESSAGES });
       const header = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
       assert.equal(result.extensions, header);
       assert.deepEqual(seen, [header]);
@@ -98,15 +67,15 @@ Deno.test({
   name: "--ws-deflate-context-takeover: contexts kept across messages, as the offer allows",
   ignore: NO_PYTHON,
   async fn() {
-    const options = { ...ON, wsDeflateContextTakeover: true, wsDeflateWindowBits: 12 };
+    const options = { ...ON, wsDeflateContextTakeover: "both", wsDeflateWindowBits: 12 } as const;
     await withServer(echoApp(), async ({ port }) => {
-      const both = await python(port, { messages: MESSAGES });
+      const both = await deflateClient(port, { messages: MESSAGES });
       assert.equal(
         both.extensions,
         "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
       );
       assert.deepEqual(both.matched, MESSAGES.map(() => true));
-      const serverOnly = await python(port, {
+      const serverOnly = await deflateClient(port, {
         offer: { client_no_context_takeover: true, client_max_window_bits: 9 },
         messages: MESSAGES,
       });
@@ -116,7 +85,7 @@ Deno.test({
           "client_max_window_bits=9",
       );
       assert.deepEqual(serverOnly.matched, MESSAGES.map(() => true));
-      const clientOnly = await python(port, {
+      const clientOnly = await deflateClient(port, {
         offer: { server_no_context_takeover: true, server_max_window_bits: 10 },
         messages: MESSAGES,
       });
@@ -131,12 +100,25 @@ Deno.test({
 });
 
 Deno.test({
+  name: "--ws-deflate-context-takeover client: the client keeps its context, the server not",
+  ignore: NO_PYTHON,
+  async fn() {
+    const options = { ...ON, wsDeflateContextTakeover: "client" } as const;
+    await withServer(echoApp(), async ({ port }) => {
+      const result = await deflateClient(port, { messages: MESSAGES });
+      assert.equal(result.extensions, "permessage-deflate; server_no_context_takeover");
+      assert.deepEqual(result.matched, MESSAGES.map(() => true));
+    }, options);
+  },
+});
+
+Deno.test({
   name: "without --ws-deflate the offer is not answered and messages go uncompressed",
   ignore: NO_PYTHON,
   async fn() {
     const seen: string[] = [];
     await withServer(echoApp(seen), async ({ port }) => {
-      const result = await python(port, { messages: MESSAGES.slice(0, 3) });
+      const result = await deflateClient(port, { messages: MESSAGES.slice(0, 3) });
       assert.equal(result.extensions, null);
       assert.deepEqual(seen, [""]);
       assert.deepEqual(result.matched, [true, true, true]);

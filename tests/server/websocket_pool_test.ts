@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { fromFileUrl } from "../support/paths.ts";
 import { startPool, stopPool } from "../support/pool.ts";
+import { deflateClient, HAS_PYTHON_WEBSOCKETS } from "../support/ws_deflate_client.ts";
 
 const APP = fromFileUrl(new URL("../fixtures/ws_echo_app.ts", import.meta.url));
 const MAX_SOCKETS = 64;
@@ -86,7 +87,7 @@ Deno.test("a pool of 2 workers serves WebSockets; SIGTERM to the master closes t
 
 Deno.test({
   name: "--ws-deflate reaches every worker of a pool (python's websockets negotiates it)",
-  ignore: !hasPythonWebsockets(),
+  ignore: !HAS_PYTHON_WEBSOCKETS,
   async fn() {
     const pool = await startPool([APP, "--workers", "2", "--ws-deflate"], 2);
     try {
@@ -94,7 +95,10 @@ Deno.test({
       const seen = new Set<number>();
       for (let i = 0; i < MAX_SOCKETS && seen.size < 2; i += BATCH) {
         const results = await Promise.all(
-          Array.from({ length: BATCH }, () => deflateClient(pool.port)),
+          Array.from({ length: BATCH }, () =>
+            deflateClient(pool.port, {
+              messages: [{ kind: "text", literal: "pid" }, { kind: "text", size: 4096 }],
+            })),
         );
         for (const result of results) {
           assert.equal(
@@ -111,30 +115,3 @@ Deno.test({
     }
   },
 });
-
-const DEFLATE_CLIENT = fromFileUrl(new URL("../fixtures/ws_deflate_client.py", import.meta.url));
-
-function hasPythonWebsockets(): boolean {
-  try {
-    const args = ["-c", "import websockets"];
-    return new Deno.Command("python3", { args, stdout: "null", stderr: "null" }).outputSync()
-      .success;
-  } catch {
-    return false;
-  }
-}
-
-/** One socket: the worker's pid, and a compressed 4 KB message echoed. */
-async function deflateClient(port: number) {
-  const plan = { messages: [{ kind: "text", literal: "pid" }, { kind: "text", size: 4096 }] };
-  const output = await new Deno.Command("python3", {
-    args: [DEFLATE_CLIENT, `ws://127.0.0.1:${port}/`, JSON.stringify(plan)],
-    stdout: "piped",
-  }).output();
-  assert.ok(output.success);
-  return JSON.parse(new TextDecoder().decode(output.stdout)) as {
-    extensions: string;
-    matched: boolean[];
-    literals: string[];
-  };
-}
