@@ -52,10 +52,10 @@ class ZlibStream {
   readonly #state: Uint32Array;
   #error: string | null = null;
 
-  constructor(kind: "deflate" | "inflate", windowBits: number, memLevel = 8) {
+  constructor(kind: "deflate" | "inflate", windowBits: number) {
     // chunkSize 64 (the least): the stream's own output buffer goes unused.
     const stream = kind === "deflate"
-      ? zlib.createDeflateRaw({ windowBits, memLevel, level: LEVEL, chunkSize: 64 })
+      ? zlib.createDeflateRaw({ windowBits, level: LEVEL, chunkSize: 64 })
       : zlib.createInflateRaw({ windowBits, chunkSize: 64 });
     const inner = stream as unknown as { _handle: ZlibHandle; _writeState: Uint32Array };
     this.#handle = inner._handle;
@@ -193,11 +193,11 @@ function sharedDeflate(bits: number): ZlibStream {
 }
 
 /**
- * A deflater whose hash table shrinks with its window (memLevel 8 at 15 bits, 5 at 12): its
- * state is 2^(bits+2) + 2^(memLevel+9) bytes, 256 KiB at 15 bits, 32 KiB at 12.
+ * A deflater for `bits` of window. (Its memory does not follow zlib's 2^(bits+2) +
+ * 2^(memLevel+9) here: Deno's zlib takes ~145 KiB per deflater whatever the two, measured.)
  */
 function newDeflater(bits: number): ZlibStream {
-  return new ZlibStream("deflate", bits, Math.max(1, Math.min(8, bits - 7)));
+  return new ZlibStream("deflate", bits);
 }
 
 /** The pieces as one array of exactly their bytes (the message's own buffer). */
