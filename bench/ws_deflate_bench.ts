@@ -3,7 +3,7 @@
 // bench/ws_deflate_client.ts (Deno's WebSocket offers no compression); payloads are JSON-like
 // text, which deflate shrinks about 5×.
 //
-//   deno run -A bench/ws_deflate_bench.ts [--duration 5] [--repeats 3]
+//   deno run -A bench/ws_deflate_bench.ts [--duration 5] [--repeats 3] [--size BYTES]
 //       Server on CPU 0, client on CPU 1; each configuration × 64 B/64 conns, 1 KiB/64 conns,
 //       16 KiB/16 conns, 1 MiB/4 conns. The same message every time (with context takeover the
 //       next one is mostly a reference to the last: the best case for takeover).
@@ -115,9 +115,10 @@ async function runClient(port: number, connections: number, size: number, second
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
 
-async function throughput(seconds: number, repeats: number): Promise<void> {
+async function throughput(seconds: number, repeats: number, only: number): Promise<void> {
   console.log(`ws_deflate_bench: medians of ${repeats} × ${seconds} s; JSON-like payloads`);
   for (const { size, connections } of SCENARIOS) {
+    if (only > 0 && size !== only) continue;
     for (const config of CONFIGS) {
       const { process, port } = await startTsgi(config.flags);
       try {
@@ -206,7 +207,7 @@ if (import.meta.main) {
   }
   try {
     if (args.includes("--idle")) await idle(value("--idle", 2000));
-    else await throughput(value("--duration", 5), value("--repeats", 3));
+    else await throughput(value("--duration", 5), value("--repeats", 3), value("--size", 0));
   } finally {
     await stopAll();
   }
