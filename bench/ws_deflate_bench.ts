@@ -11,7 +11,8 @@
 //       Server VmRSS growth per socket, per configuration (raise `ulimit -n` first).
 
 import { DeflateClient } from "./ws_deflate_client.ts";
-import { freePort, rssKiB, spawnServer, stopAll, stopServer, waitReady } from "./process.ts";
+import { freePort, spawnServer, stopAll, stopServer, waitReady } from "./process.ts";
+import { settledRss } from "./ws_bench.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const OFFER = "permessage-deflate; client_max_window_bits";
@@ -143,15 +144,6 @@ async function throughput(seconds: number, repeats: number, only: number): Promi
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function settledRss(pid: number): Promise<number> {
-  let least = Infinity;
-  for (let i = 0; i < 5; i++) {
-    await sleep(400);
-    least = Math.min(least, rssKiB(pid));
-  }
-  return least;
-}
 
 /** Opens `count` sockets; each sends one 4 KiB message and gets its echo, then idles. */
 async function openUsed(url: string, count: number): Promise<DeflateClient[]> {

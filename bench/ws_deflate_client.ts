@@ -3,7 +3,7 @@
 // agreed), the server's messages inflated; the compression is tsgi's own
 // (src/server/websocket_compression.ts) with the sides swapped. Binary messages only.
 
-import { MessageCompression } from "../src/server/websocket_compression.ts";
+import { loadZlib, MessageCompression } from "../src/server/websocket_compression.ts";
 import type { DeflateAgreement } from "../src/http/websocket_deflate.ts";
 
 const OPEN_TIMEOUT_MS = 20_000;
@@ -34,6 +34,7 @@ export class DeflateClient {
 
   /** Connects to ws://host:port/path, offering `offer` (null: no Sec-WebSocket-Extensions). */
   static async open(url: string, offer: string | null): Promise<DeflateClient> {
+    await loadZlib();
     const { hostname, port, pathname } = new URL(url);
     const conn = await Deno.connect({ hostname, port: Number(port) });
     const field = offer === null ? "" : `Sec-WebSocket-Extensions: ${offer}\r\n`;

@@ -442,7 +442,8 @@ function utf8(bytes: Uint8Array, what: string): string {
   }
 }
 
-function join(parts: Uint8Array[], size: number): Uint8Array {
+/** The parts as one new array of `size` bytes. */
+export function join(parts: Uint8Array[], size: number): Uint8Array {
   const out = new Uint8Array(size);
   let at = 0;
   for (const part of parts) {

@@ -17,7 +17,7 @@ import {
   WebSocketProtocolError,
 } from "../http/websocket_frames.ts";
 import type { DeflateAgreement, DeflatePolicy } from "../http/websocket_deflate.ts";
-import { MessageCompression } from "./websocket_compression.ts";
+import { loadZlib, MessageCompression } from "./websocket_compression.ts";
 import { FrameOutput } from "./websocket_output.ts";
 import { SocketReads } from "./websocket_reads.ts";
 
@@ -147,6 +147,7 @@ export class ServerWebSocket extends EventTarget {
     limits: WebSocketLimits,
     pending: Promise<Uint8Array> | null = null,
   ): Promise<void> {
+    if (this.#deflate !== null) await loadZlib();
     this.#conn = conn;
     this.#limits = limits;
     const wasClosing = this.#state === ReadyState.CLOSING;

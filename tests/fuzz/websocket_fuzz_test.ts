@@ -16,7 +16,7 @@
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@3";
 import { FrameDecoder, type Incoming, OPCODE, RSV1 } from "../../src/http/websocket_frames.ts";
-import { MessageCompression } from "../../src/server/websocket_compression.ts";
+import { loadZlib, MessageCompression } from "../../src/server/websocket_compression.ts";
 import type { DeflateAgreement } from "../../src/http/websocket_deflate.ts";
 
 const RUNS = Number(Deno.env.get("WS_FUZZ_RUNS") ?? 400);
@@ -113,6 +113,7 @@ const streamArb: fc.Arbitrary<StreamPlan> = fc.record({
   }),
 });
 
+await loadZlib();
 const TAKEOVER: DeflateAgreement = {
   serverTakeover: true,
   clientTakeover: true,

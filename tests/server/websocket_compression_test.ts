@@ -4,11 +4,12 @@
 
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
-import { MessageCompression } from "../../src/server/websocket_compression.ts";
+import { loadZlib, MessageCompression } from "../../src/server/websocket_compression.ts";
 import type { DeflateAgreement } from "../../src/http/websocket_deflate.ts";
 import { WebSocketProtocolError } from "../../src/http/websocket_frames.ts";
 
 const { Z_SYNC_FLUSH } = zlib.constants;
+await loadZlib();
 const TAIL = [0x00, 0x00, 0xff, 0xff];
 const MIB = 1024 * 1024;
 
