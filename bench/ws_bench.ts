@@ -254,7 +254,7 @@ async function openIdle(url: string, count: number, batch = 250): Promise<WebSoc
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function settledRss(pid: number): Promise<number> {
+export async function settledRss(pid: number): Promise<number> {
   // Let the server's collector catch up: the least of a few readings a while apart.
   let least = Infinity;
   for (let i = 0; i < 5; i++) {

@@ -357,6 +357,45 @@ const SETTINGS_BY_KEY: { [K in keyof Config]: Setting<K> } = {
       "ping is closed (1001). 0: no pings.",
     parse: single(parseSeconds),
   },
+  wsDeflate: {
+    key: "wsDeflate",
+    flag: "ws-deflate",
+    metavar: "",
+    default: SERVER_DEFAULTS.wsDeflate,
+    section: "limits",
+    boolean: true,
+    help: "Offer WebSocket clients permessage-deflate (RFC 7692): messages of 256 bytes or " +
+      "more are sent compressed, and a compressed message inflating past --ws-max-message is " +
+      "closed with 1009 while it inflates. With --ws-deflate-context-takeover none each " +
+      "message is compressed on its own and an idle socket holds no compression state.",
+    parse: single(parseBoolean),
+  },
+  wsDeflateContextTakeover: {
+    key: "wsDeflateContextTakeover",
+    flag: "ws-deflate-context-takeover",
+    metavar: "MODE",
+    default: SERVER_DEFAULTS.wsDeflateContextTakeover,
+    section: "limits",
+    help: "With --ws-deflate: which side keeps its compression context from one message to " +
+      "the next (better ratios on small, similar messages), at a cost per socket that has " +
+      "used it: none; client (an inflater per socket, ~20 KiB); both (a deflater too, " +
+      "~250 KiB in all). docs/websocket.md has the figures.",
+    parse: single((raw, flag) => oneOf(raw, flag, ["none", "client", "both"])),
+  },
+  wsDeflateWindowBits: {
+    key: "wsDeflateWindowBits",
+    flag: "ws-deflate-window-bits",
+    metavar: "BITS",
+    default: SERVER_DEFAULTS.wsDeflateWindowBits,
+    section: "limits",
+    help: "With --ws-deflate: the largest LZ77 window, 2^BITS bytes (9–15), the server " +
+      "compresses with and asks clients to compress with when they allow it.",
+    parse: single((raw, flag) => {
+      const n = /^\d{1,2}$/.test(raw) ? Number(raw) : 0;
+      if (n < 9 || n > 15) fail(flag, "a number of bits from 9 to 15", raw);
+      return n;
+    }),
+  },
   appFactory: {
     key: "appFactory",
     flag: "app-factory",

@@ -57,6 +57,8 @@ const enum State {
 
 const FIN = 0x80;
 const RSV = 0x70;
+/** RFC 7692 §6: set on the first frame of a compressed message (permessage-deflate). */
+export const RSV1 = 0x40;
 const MASKED = 0x80;
 const MAX_CONTROL_PAYLOAD = 125;
 /** The most a frame's payload gets before its bytes arrive, outside the budget below. */
@@ -77,6 +79,12 @@ const fatalUtf8 = new TextDecoder("utf-8", { fatal: true });
 export function isSendableCloseCode(code: number): boolean {
   if (code >= 3000 && code <= 4999) return true;
   return code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006;
+}
+
+/** Inflates a compressed message's payload (permessage-deflate, src/server/websocket_compression.ts). */
+export interface MessageInflater {
+  /** The fragments' payloads, in order, inflated; a violation throws WebSocketProtocolError. */
+  inflate(parts: Uint8Array[]): Uint8Array;
 }
 
 /**
@@ -110,10 +118,19 @@ export class FrameDecoder {
   #messageSize = 0;
   /** The message's bytes plus a cost per fragment: what --ws-max-message bounds. */
   #messageBudget = 0;
+  /** permessage-deflate was agreed: RSV1 marks a compressed message. */
+  readonly #inflater: MessageInflater | null;
+  /** The current frame's RSV1, then the current message's. */
+  #frameCompressed = false;
+  #messageCompressed = false;
 
-  /** `maxMessage`: the largest message (all its fragments) accepted; larger is close 1009. */
-  constructor(maxMessage: number) {
+  /**
+   * `maxMessage`: the largest message (all its fragments) accepted, on the wire and inflated;
+   * larger is close 1009. `inflater`: permessage-deflate was agreed.
+   */
+  constructor(maxMessage: number, inflater: MessageInflater | null = null) {
     this.#maxMessage = maxMessage;
+    this.#inflater = inflater;
   }
 
   push(bytes: Uint8Array): Incoming[] {
@@ -195,11 +212,15 @@ export class FrameDecoder {
     if (this.#headerFill < 2) return i + 1;
     this.#headerFill = 0;
     const [b0, b1] = this.#header;
-    if (b0 & RSV) throw new WebSocketProtocolError(1002, "Reserved bits set with no extension");
+    if (b0 & (this.#inflater === null ? RSV : RSV & ~RSV1)) {
+      throw new WebSocketProtocolError(1002, "Reserved bits set with no extension");
+    }
     if ((b1 & MASKED) === 0) throw new WebSocketProtocolError(1002, "Client frame not masked");
     this.#fin = (b0 & FIN) !== 0;
     this.#opcode = b0 & 0x0f;
     this.#checkOpcode();
+    this.#frameCompressed = (b0 & RSV1) !== 0;
+    if (this.#frameCompressed) this.#checkCompressed();
     const length = b1 & 0x7f;
     if (length === 126 || length === 127) {
       this.#extendedSize = length === 126 ? 2 : 8;
@@ -225,6 +246,16 @@ export class FrameDecoder {
     }
     if (op !== OPCODE.CONTINUATION && this.#messageOpcode !== 0) {
       throw new WebSocketProtocolError(1002, "New message before the last one ended");
+    }
+  }
+
+  /** RFC 7692 §6.1: RSV1 only on a message's first frame, never on a control frame. */
+  #checkCompressed(): void {
+    if (this.#opcode >= OPCODE.CLOSE) {
+      throw new WebSocketProtocolError(1002, "RSV1 set on a control frame");
+    }
+    if (this.#opcode === OPCODE.CONTINUATION) {
+      throw new WebSocketProtocolError(1002, "RSV1 set on a continuation frame");
     }
   }
 
@@ -312,7 +343,10 @@ export class FrameDecoder {
     if (op === OPCODE.PING) return { kind: "ping", data: payload };
     if (op === OPCODE.PONG) return { kind: "pong", data: payload };
     if (op === OPCODE.CLOSE) return closeOf(payload);
-    if (op !== OPCODE.CONTINUATION) this.#messageOpcode = op;
+    if (op !== OPCODE.CONTINUATION) {
+      this.#messageOpcode = op;
+      this.#messageCompressed = this.#frameCompressed;
+    }
     // Each fragment costs besides its bytes, so endless empty ones meet the limit too.
     if (payload.length > 0) this.#parts.push(payload);
     this.#messageSize += payload.length;
@@ -323,7 +357,11 @@ export class FrameDecoder {
 
   #messageDone(): Incoming {
     const parts = this.#parts;
-    const data = parts.length === 1 ? parts[0] : join(parts, this.#messageSize);
+    const data = this.#messageCompressed
+      ? (this.#inflater as MessageInflater).inflate(parts)
+      : parts.length === 1
+      ? parts[0]
+      : join(parts, this.#messageSize);
     const op = this.#messageOpcode;
     this.#parts = [];
     this.#messageSize = 0;
@@ -404,7 +442,8 @@ function utf8(bytes: Uint8Array, what: string): string {
   }
 }
 
-function join(parts: Uint8Array[], size: number): Uint8Array {
+/** The parts as one new array of `size` bytes. */
+export function join(parts: Uint8Array[], size: number): Uint8Array {
   const out = new Uint8Array(size);
   let at = 0;
   for (const part of parts) {
@@ -419,7 +458,10 @@ export function frameHeaderSize(n: number): number {
   return n < 126 ? 2 : n < 65536 ? 4 : 10;
 }
 
-/** Writes a server frame's header (unmasked, §5.1) at `target[at]`; returns its size. */
+/**
+ * Writes a server frame's header (unmasked, §5.1) at `target[at]`; returns its size. `opcode`
+ * may carry RSV1 (a compressed message's first frame).
+ */
 export function writeFrameHeader(
   target: Uint8Array,
   at: number,

@@ -4,6 +4,7 @@
 
 import type { Bind } from "./bind.ts";
 import type { LogLevel } from "./log.ts";
+import type { ContextTakeover } from "../http/websocket_deflate.ts";
 
 /** A setting's value was refused; the message names the setting and the value. */
 export class ConfigError extends Error {
@@ -45,6 +46,12 @@ export interface ServerConfig {
   wsMaxMessage: number;
   /** Seconds between pings to a WebSocket peer; one not answered by the next closes it. */
   wsPingInterval: number;
+  /** Offer permessage-deflate (RFC 7692) to WebSocket clients. */
+  wsDeflate: boolean;
+  /** With wsDeflate: which side keeps its compression context between messages. */
+  wsDeflateContextTakeover: ContextTakeover;
+  /** With wsDeflate: the most LZ77 window, as bits (9–15), either side compresses with. */
+  wsDeflateWindowBits: number;
 }
 
 const GIB = 1024 * 1024 * 1024;
@@ -77,4 +84,7 @@ export const SERVER_DEFAULTS: Readonly<ServerConfig> = Object.freeze({
   rootPath: "",
   wsMaxMessage: 16 * 1024 * 1024,
   wsPingInterval: 30,
+  wsDeflate: false,
+  wsDeflateContextTakeover: "none",
+  wsDeflateWindowBits: 15,
 });

@@ -625,7 +625,7 @@ export class Connection implements ClosePolicy {
     environ["tsgi.server.signal"] = this.#signal;
     this.#upgrade = null;
     if (input === null && asksForWebSocket(head, environ)) {
-      this.#upgrade = new UpgradeOffer(head, environ);
+      this.#upgrade = new UpgradeOffer(head, environ, engine.websocket.deflate ?? null);
       environ["tsgi.server.websocket"] = this.#upgrade.take;
     }
     if (this.info.trustedProxy) applyForwarded(environ, engine.trustedProxies as TrustedProxies);

@@ -108,6 +108,12 @@ export function listen(options: ServeOptions = {}): BoundServer {
     websocket: {
       maxMessage: config.wsMaxMessage,
       pingIntervalMs: config.wsPingInterval * 1000,
+      deflate: config.wsDeflate
+        ? {
+          contextTakeover: config.wsDeflateContextTakeover,
+          windowBits: config.wsDeflateWindowBits,
+        }
+        : null,
     },
     proxyProtocol: config.proxyProtocol
       ? { refusals: new RateLimitedLog(errorLog, "warning") }

@@ -2,7 +2,8 @@
 // (`tsgi.server.websocket`, docs/tsgi.md), the checks on the handshake when the app takes the
 // offer, and the 101 the server writes before it hands the connection to the socket.
 
-import type { HttpError } from "../http/errors.ts";
+import { HttpError } from "../http/errors.ts";
+import { type DeflatePolicy, negotiateDeflate } from "../http/websocket_deflate.ts";
 import {
   acceptKey,
   checkHandshake,
@@ -32,6 +33,8 @@ export interface AcceptedUpgrade {
   socket: ServerWebSocket;
   accept: Promise<string>;
   protocol: string;
+  /** The Sec-WebSocket-Extensions the 101 answers with ("": none). */
+  extensions: string;
 }
 
 /**
@@ -42,11 +45,14 @@ export interface AcceptedUpgrade {
 export class UpgradeOffer {
   readonly #head: RequestHead;
   readonly #environ: Environ;
+  readonly #deflate: DeflatePolicy | null;
   #accepted: AcceptedUpgrade | null = null;
 
-  constructor(head: RequestHead, environ: Environ) {
+  /** `deflate`: the server's terms for permessage-deflate (--ws-deflate), or null: not offered. */
+  constructor(head: RequestHead, environ: Environ, deflate: DeflatePolicy | null = null) {
     this.#head = head;
     this.#environ = environ;
+    this.#deflate = deflate;
   }
 
   get accepted(): AcceptedUpgrade | null {
@@ -58,12 +64,16 @@ export class UpgradeOffer {
     const field = fieldsOf(this.#environ);
     const key: string | HttpError = checkHandshake(this.#head.method, this.#head.minor, field);
     if (typeof key !== "string") throw key;
+    const deflate = this.#deflate === null
+      ? null
+      : negotiateDeflate(field("sec-websocket-extensions"), this.#deflate);
+    if (deflate instanceof HttpError) throw deflate;
     const protocol = options.protocol ?? "";
     if (protocol !== "" && !offeredProtocols(field).includes(protocol)) {
       throw new TypeError(`The client did not offer the subprotocol "${protocol}"`);
     }
-    const socket = new ServerWebSocket(urlOf(this.#environ), protocol);
-    this.#accepted = { socket, accept: acceptKey(key), protocol };
+    const socket = new ServerWebSocket(urlOf(this.#environ), protocol, deflate);
+    this.#accepted = { socket, accept: acceptKey(key), protocol, extensions: socket.extensions };
     return socket;
   };
 }
@@ -71,9 +81,12 @@ export class UpgradeOffer {
 /** The 101's head (RFC 6455 §4.2.2). */
 export async function switchingProtocols(upgrade: AcceptedUpgrade): Promise<Uint8Array> {
   const protocol = upgrade.protocol === "" ? "" : `Sec-WebSocket-Protocol: ${upgrade.protocol}\r\n`;
+  const extensions = upgrade.extensions === ""
+    ? ""
+    : `Sec-WebSocket-Extensions: ${upgrade.extensions}\r\n`;
   return new TextEncoder().encode(
     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-      `Sec-WebSocket-Accept: ${await upgrade.accept}\r\n${protocol}\r\n`,
+      `Sec-WebSocket-Accept: ${await upgrade.accept}\r\n${protocol}${extensions}\r\n`,
   );
 }
 

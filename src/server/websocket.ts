@@ -13,8 +13,11 @@ import {
   type Incoming,
   isSendableCloseCode,
   OPCODE,
+  RSV1,
   WebSocketProtocolError,
 } from "../http/websocket_frames.ts";
+import type { DeflateAgreement, DeflatePolicy } from "../http/websocket_deflate.ts";
+import { loadZlib, MessageCompression } from "./websocket_compression.ts";
 import { FrameOutput } from "./websocket_output.ts";
 import { SocketReads } from "./websocket_reads.ts";
 
@@ -24,6 +27,8 @@ export interface WebSocketLimits {
   maxMessage: number;
   /** A ping every this many ms; a peer that has not answered one by the next is closed. 0: no pings. */
   pingIntervalMs: number;
+  /** permessage-deflate's terms (--ws-deflate), or null: not offered. */
+  deflate?: DeflatePolicy | null;
 }
 
 /** What the socket is doing (the WebSocket API's readyState values). */
@@ -55,7 +60,8 @@ export class ServerWebSocket extends EventTarget {
 
   readonly url: string;
   readonly protocol: string;
-  readonly extensions = "";
+  /** The permessage-deflate agreed, as the 101 said it; "" for none. */
+  readonly extensions: string;
   binaryType: BinaryType = "blob";
   onopen: Handler<Event> = null;
   onmessage: Handler<MessageEvent> = null;
@@ -78,11 +84,16 @@ export class ServerWebSocket extends EventTarget {
   #cutOff = false;
   /** The URL's origin, for each message event. */
   readonly #origin: string;
+  readonly #deflate: DeflateAgreement | null;
+  /** Inflates and deflates messages while attached, when permessage-deflate was agreed. */
+  #compression: MessageCompression | null = null;
 
-  constructor(url: string, protocol: string) {
+  constructor(url: string, protocol: string, deflate: DeflateAgreement | null = null) {
     super();
     this.url = url;
     this.protocol = protocol;
+    this.extensions = deflate?.header ?? "";
+    this.#deflate = deflate;
     this.#origin = new URL(url).origin;
   }
 
@@ -101,9 +112,10 @@ export class ServerWebSocket extends EventTarget {
       throw new DOMException("The socket is not open yet", "InvalidStateError");
     }
     if (this.#state !== ReadyState.OPEN) return;
-    if (typeof data === "string") return this.#queue(OPCODE.TEXT, encoder.encode(data));
+    if (typeof data === "string") return this.#queueMessage(OPCODE.TEXT, encoder.encode(data));
     if (data instanceof Blob) {
       // Kept in order with the messages after it: its bytes are read when its turn comes.
+      // Never compressed: a context the messages sent meanwhile went through cannot take it.
       const frame = async () =>
         encodeFrame(OPCODE.BINARY, new Uint8Array(await data.arrayBuffer()));
       return this.#queueLater(frame, frameHeaderSize(data.size) + data.size);
@@ -112,7 +124,7 @@ export class ServerWebSocket extends EventTarget {
     const bytes = ArrayBuffer.isView(data)
       ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
       : new Uint8Array(data as ArrayBuffer);
-    this.#queue(OPCODE.BINARY, bytes);
+    this.#queueMessage(OPCODE.BINARY, bytes);
   }
 
   /** Starts the close handshake (code 1000, or 3000–4999 from an app). */
@@ -135,6 +147,7 @@ export class ServerWebSocket extends EventTarget {
     limits: WebSocketLimits,
     pending: Promise<Uint8Array> | null = null,
   ): Promise<void> {
+    if (this.#deflate !== null) await loadZlib();
     this.#conn = conn;
     this.#limits = limits;
     const wasClosing = this.#state === ReadyState.CLOSING;
@@ -142,7 +155,11 @@ export class ServerWebSocket extends EventTarget {
     this.#output.start(conn);
     this.#fire("open", new Event("open"));
     this.#startPings();
-    const decoder = new FrameDecoder(limits.maxMessage);
+    const compression = this.#deflate === null
+      ? null
+      : new MessageCompression(this.#deflate, limits.maxMessage);
+    this.#compression = compression;
+    const decoder = new FrameDecoder(limits.maxMessage, compression);
     const reads = new SocketReads();
     try {
       if (leftover.length > 0) this.#handleAll(decoder.push(leftover));
@@ -172,6 +189,9 @@ export class ServerWebSocket extends EventTarget {
     const failure: WebSocketProtocolError | null = decoder.failure;
     if (failure !== null) this.#fail(failure.code, failure.message);
     else this.#finish(CLOSE_CODE.ABNORMAL, "", false);
+    // Once closed: the events above may still have sent.
+    compression?.dispose();
+    this.#compression = null;
     await this.#output.drained();
   }
 
@@ -284,6 +304,13 @@ export class ServerWebSocket extends EventTarget {
       this.#queue(OPCODE.PING, new Uint8Array(0));
     }, interval);
     Deno.unrefTimer(this.#pingTimer);
+  }
+
+  /** A data message: deflated first when permessage-deflate was agreed and it pays. */
+  #queueMessage(opcode: number, payload: Uint8Array): void {
+    const compressed = this.#compression?.deflate(payload) ?? null;
+    if (compressed === null) this.#queue(opcode, payload);
+    else this.#queue(opcode | RSV1, compressed);
   }
 
   /** Queues a frame; bufferedAmount counts it until it is written. */

@@ -7,13 +7,17 @@
 // 1. push() never throws: it returns what it decoded, and a violation sets `failure`;
 // 2. the outcome (the items, and the failure's code and reason) does not depend on the split;
 // 3. a failure's code is 1002, 1007 or 1009;
-// 4. a valid stream decodes to exactly the messages it was built from, with no failure.
+// 4. a valid stream decodes to exactly the messages it was built from, with no failure;
+// 5. the same with permessage-deflate: messages compressed by a deflater that keeps its context,
+//    RSV1 on their first frames, decoded through the inflater (src/server/websocket_compression.ts).
 //
 // Fixed seed and bounded runs; WS_FUZZ_RUNS and WS_FUZZ_SEED override (a failure names its seed).
 
 import assert from "node:assert/strict";
 import fc from "npm:fast-check@3";
-import { FrameDecoder, type Incoming, OPCODE } from "../../src/http/websocket_frames.ts";
+import { FrameDecoder, type Incoming, OPCODE, RSV1 } from "../../src/http/websocket_frames.ts";
+import { loadZlib, MessageCompression } from "../../src/server/websocket_compression.ts";
+import type { DeflateAgreement } from "../../src/http/websocket_deflate.ts";
 
 const RUNS = Number(Deno.env.get("WS_FUZZ_RUNS") ?? 400);
 const SEED = Number(Deno.env.get("WS_FUZZ_SEED") ?? 20_261_201);
@@ -109,8 +113,30 @@ const streamArb: fc.Arbitrary<StreamPlan> = fc.record({
   }),
 });
 
-/** The stream's bytes and the items a decoder must give for it. */
-function build(plan: StreamPlan): { bytes: Uint8Array; expected: Incoming[] } {
+await loadZlib();
+const TAKEOVER: DeflateAgreement = {
+  serverTakeover: true,
+  clientTakeover: true,
+  serverWindowBits: 15,
+  clientWindowBits: 15,
+  header: "permessage-deflate",
+};
+
+/** A decoder, with permessage-deflate (context takeover) when `deflate`. */
+function newDecoder(maxMessage: number, deflate: boolean): FrameDecoder {
+  return new FrameDecoder(
+    maxMessage,
+    deflate ? new MessageCompression(TAKEOVER, maxMessage) : null,
+  );
+}
+
+/**
+ * The stream's bytes and the items a decoder must give for it. With `deflate`, each message
+ * that pays is compressed (one context for the whole stream) and its cuts fall in the
+ * compressed bytes.
+ */
+function build(plan: StreamPlan, deflate = false): { bytes: Uint8Array; expected: Incoming[] } {
+  const compression = deflate ? new MessageCompression(TAKEOVER, Infinity) : null;
   const out: number[] = [];
   const expected: Incoming[] = [];
   let frames = 0;
@@ -119,11 +145,17 @@ function build(plan: StreamPlan): { bytes: Uint8Array; expected: Incoming[] } {
     for (const b of frame) out.push(b);
   };
   for (const message of plan.messages) {
-    const bounds = [0, ...message.cuts, message.data.length];
+    const compressed = compression?.deflate(message.data)?.slice() ?? null;
+    const wire = compressed ?? message.data;
+    const cuts = compressed === null
+      ? message.cuts
+      : message.cuts.map((c) => c % (wire.length + 1));
+    const bounds = [0, ...cuts.sort((a, b) => a - b), wire.length];
     const fragments = bounds.length - 1;
     for (let f = 0; f < fragments; f++) {
-      const opcode = f > 0 ? OPCODE.CONTINUATION : message.text ? OPCODE.TEXT : OPCODE.BINARY;
-      const part = message.data.subarray(bounds[f], bounds[f + 1]);
+      let opcode = f > 0 ? OPCODE.CONTINUATION : message.text ? OPCODE.TEXT : OPCODE.BINARY;
+      if (f === 0 && compressed !== null) opcode |= RSV1;
+      const part = wire.subarray(bounds[f], bounds[f + 1]);
       push(clientFrame(opcode, part, f === fragments - 1, mask()));
       // Control frames may come between fragments (§5.4), never after the last one here, so
       // that the expected order is unambiguous.
@@ -158,6 +190,7 @@ function build(plan: StreamPlan): { bytes: Uint8Array; expected: Incoming[] } {
     push(clientFrame(OPCODE.CLOSE, payload, true, mask()));
     expected.push({ kind: "close", code: plan.close.code, reason: text });
   }
+  compression?.dispose();
   return { bytes: Uint8Array.from(out), expected };
 }
 
@@ -188,8 +221,8 @@ interface Outcome {
 }
 
 /** Feeds `bytes` to a new decoder, cut at `splits` (sorted, within the stream). */
-function decode(bytes: Uint8Array, splits: number[], maxMessage: number): Outcome {
-  const decoder = new FrameDecoder(maxMessage);
+function decode(bytes: Uint8Array, splits: number[], maxMessage: number, deflate = false): Outcome {
+  const decoder = newDecoder(maxMessage, deflate);
   const items: string[] = [];
   let from = 0;
   for (const at of [...splits, bytes.length]) {
@@ -219,13 +252,18 @@ function fit(raw: number[], length: number): number[] {
 const splitsArb = fc.array(fc.nat(), { maxLength: 12 });
 
 /** The outcome, checked to be the same for every split tried (properties 1–3). */
-function outcomeEverySplit(bytes: Uint8Array, splitSets: number[][], max: number): Outcome {
-  const whole = decode(bytes, [], max);
+function outcomeEverySplit(
+  bytes: Uint8Array,
+  splitSets: number[][],
+  max: number,
+  deflate = false,
+): Outcome {
+  const whole = decode(bytes, [], max, deflate);
   if (whole.code !== null) assert.ok(CODES.includes(whole.code), `code ${whole.failure}`);
   const tries = [...splitSets];
   if (bytes.length <= 2048) tries.push(Array.from({ length: bytes.length }, (_, i) => i));
   for (const splits of tries) {
-    assert.deepEqual(decode(bytes, splits, max), whole, `split at ${splits.join(",")}`);
+    assert.deepEqual(decode(bytes, splits, max, deflate), whole, `split at ${splits.join(",")}`);
   }
   return whole;
 }
@@ -335,4 +373,35 @@ Deno.test("random bytes: no throw, the same outcome for every split, codes 1002/
     }),
     { seed: SEED + 2, numRuns: RUNS * 2 },
   );
+});
+
+Deno.test("permessage-deflate streams decode to their messages; mutated, fail the same however split", () => {
+  fc.assert(
+    fc.property(streamArb, fc.array(splitsArb, { maxLength: 2 }), (plan, rawSplits) => {
+      const { bytes, expected } = build(plan, true);
+      const splits = rawSplits.map((raw) => fit(raw, bytes.length));
+      const outcome = outcomeEverySplit(bytes, splits, 1 << 20, true);
+      assert.equal(outcome.failure, null);
+      assert.deepEqual(outcome.items, expected.map(show));
+    }),
+    { seed: SEED + 3, numRuns: RUNS / 2 },
+  );
+  const seen = new Map<number | null, number>();
+  fc.assert(
+    fc.property(
+      streamArb,
+      fc.array(mutationArb, { minLength: 1, maxLength: 4 }),
+      splitsArb,
+      fc.constantFrom(64, 4096, 1 << 20),
+      (plan, mutations, raw, maxMessage) => {
+        const bytes = mutate(build(plan, true).bytes, mutations);
+        const outcome = outcomeEverySplit(bytes, [fit(raw, bytes.length)], maxMessage, true);
+        seen.set(outcome.code, (seen.get(outcome.code) ?? 0) + 1);
+      },
+    ),
+    { seed: SEED + 4, numRuns: RUNS * 2 },
+  );
+  for (const code of [null, ...CODES]) {
+    assert.ok((seen.get(code) ?? 0) > 0, `no case ended with ${code}: ${[...seen]}`);
+  }
 });

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { fromFileUrl } from "../support/paths.ts";
 import { startPool, stopPool } from "../support/pool.ts";
+import { deflateClient, HAS_PYTHON_WEBSOCKETS } from "../support/ws_deflate_client.ts";
 
 const APP = fromFileUrl(new URL("../fixtures/ws_echo_app.ts", import.meta.url));
 const MAX_SOCKETS = 64;
@@ -82,4 +83,35 @@ Deno.test("a pool of 2 workers serves WebSockets; SIGTERM to the master closes t
   );
   assert.ok(events.every((e) => e.wasClean), "every close was a clean close handshake");
   assert.equal(status.code, 0, pool.log().slice(-2000));
+});
+
+Deno.test({
+  name: "--ws-deflate reaches every worker of a pool (python's websockets negotiates it)",
+  ignore: !HAS_PYTHON_WEBSOCKETS,
+  async fn() {
+    const pool = await startPool([APP, "--workers", "2", "--ws-deflate"], 2);
+    try {
+      const workers = pool.readyWorkers();
+      const seen = new Set<number>();
+      for (let i = 0; i < MAX_SOCKETS && seen.size < 2; i += BATCH) {
+        const results = await Promise.all(
+          Array.from({ length: BATCH }, () =>
+            deflateClient(pool.port, {
+              messages: [{ kind: "text", literal: "pid" }, { kind: "text", size: 4096 }],
+            })),
+        );
+        for (const result of results) {
+          assert.equal(
+            result.extensions,
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+          );
+          assert.deepEqual(result.matched, [true]);
+          seen.add(Number(result.literals[0]));
+        }
+      }
+      assert.deepEqual([...seen].sort(), [...workers].sort());
+    } finally {
+      await stopPool(pool);
+    }
+  },
 });
