@@ -8,6 +8,7 @@ import { TrustedProxies } from "./proxy.ts";
 import { openTelemetry } from "./telemetry.ts";
 import { type BindAddress, isUnixBind, urlOf as bindUrl } from "./bind.ts";
 import { ConfigError, SERVER_DEFAULTS, type ServerConfig } from "./config.ts";
+import { prepareZlib } from "./websocket_compression.ts";
 import type { App } from "../tsgi/types.ts";
 
 /**
@@ -120,6 +121,7 @@ export function listen(options: ServeOptions = {}): BoundServer {
       : null,
     telemetry: openTelemetry(),
   };
+  if (config.wsDeflate) prepareZlib((line) => errorLog.warning(line));
   const server = new Server(engine, {
     maxConnections: config.maxConnections,
     maxPending: config.maxPending,

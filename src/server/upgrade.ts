@@ -4,6 +4,7 @@
 
 import { HttpError } from "../http/errors.ts";
 import { type DeflatePolicy, negotiateDeflate } from "../http/websocket_deflate.ts";
+import { zlibUsable } from "./websocket_compression.ts";
 import {
   acceptKey,
   checkHandshake,
@@ -64,7 +65,7 @@ export class UpgradeOffer {
     const field = fieldsOf(this.#environ);
     const key: string | HttpError = checkHandshake(this.#head.method, this.#head.minor, field);
     if (typeof key !== "string") throw key;
-    const deflate = this.#deflate === null
+    const deflate = this.#deflate === null || !zlibUsable()
       ? null
       : negotiateDeflate(field("sec-websocket-extensions"), this.#deflate);
     if (deflate instanceof HttpError) throw deflate;

@@ -147,7 +147,7 @@ export class ServerWebSocket extends EventTarget {
     limits: WebSocketLimits,
     pending: Promise<Uint8Array> | null = null,
   ): Promise<void> {
-    if (this.#deflate !== null) await loadZlib();
+    const zlibLoaded = this.#deflate === null || await loadZlib().then(() => true, () => false);
     this.#conn = conn;
     this.#limits = limits;
     const wasClosing = this.#state === ReadyState.CLOSING;
@@ -157,7 +157,15 @@ export class ServerWebSocket extends EventTarget {
     this.#startPings();
     const compression = this.#deflate === null
       ? null
-      : new MessageCompression(this.#deflate, limits.maxMessage);
+      : zlibLoaded
+      ? compressionOrNull(this.#deflate, limits.maxMessage)
+      : null;
+    if (this.#deflate !== null && compression === null) {
+      // Agreed before the server found this runtime's node:zlib wanting (prepareZlib()).
+      this.#fail(CLOSE_CODE.INTERNAL_ERROR, "permessage-deflate is unavailable");
+      await this.#output.drained();
+      return;
+    }
     this.#compression = compression;
     const decoder = new FrameDecoder(limits.maxMessage, compression);
     const reads = new SocketReads();
@@ -355,5 +363,14 @@ export class ServerWebSocket extends EventTarget {
       reportError(error);
     }
     this.dispatchEvent(event);
+  }
+}
+
+/** A socket's compression; null where this runtime's node:zlib lacks what it drives. */
+function compressionOrNull(agreement: DeflateAgreement, maxMessage: number) {
+  try {
+    return new MessageCompression(agreement, maxMessage);
+  } catch {
+    return null;
   }
 }

@@ -24,6 +24,45 @@ export function loadZlib(): Promise<void> {
     zlib = module.default;
   });
 }
+
+/** Whether this runtime's node:zlib has the handle ZlibStream drives; undefined: not known yet. */
+let usable: boolean | undefined;
+
+/**
+ * Loads node:zlib and checks its handle, on a server that offers permessage-deflate, well
+ * before a client asks: the handle is node's internal one, and a runtime without it gets plain
+ * WebSockets (one log line says so) rather than sockets that fail after their 101.
+ */
+export function prepareZlib(warn: (line: string) => void): void {
+  const refuse = (why: string) => {
+    usable = false;
+    warn(`permessage-deflate is off: ${why}; --ws-deflate sockets open uncompressed`);
+  };
+  loadZlib().then(() => {
+    if (handleWorks()) usable = true;
+    else refuse("this runtime's node:zlib has no synchronous stream handle");
+  }, (error) => refuse(`node:zlib did not load (${error})`));
+}
+
+/**
+ * False once prepareZlib() found no handle: sockets no longer agree to deflate then. Before it
+ * knows, they do (a socket's attach() waits for node:zlib, and fails with 1011 without it).
+ */
+export function zlibUsable(): boolean {
+  return usable !== false;
+}
+
+function handleWorks(): boolean {
+  try {
+    const stream = new ZlibStream("deflate", 15);
+    const out: Uint8Array[] = [];
+    stream.write(Uint8Array.of(0x61), out, 0, 1024);
+    stream.close();
+    return out.length > 0;
+  } catch {
+    return false;
+  }
+}
 /** §7.2.1: what a sync flush ends with, removed by the sender and put back by the receiver. */
 const TAIL = Uint8Array.of(0x00, 0x00, 0xff, 0xff);
 /** The output buffer zlib writes into; what it produced is copied out of it. */
@@ -73,7 +112,12 @@ class ZlibStream {
     const stream = kind === "deflate"
       ? zlib.createDeflateRaw({ windowBits, level: LEVEL, chunkSize: 64 })
       : zlib.createInflateRaw({ windowBits, chunkSize: 64 });
-    const inner = stream as unknown as { _handle: ZlibHandle; _writeState: Uint32Array };
+    const inner = stream as unknown as { _handle?: ZlibHandle; _writeState?: Uint32Array };
+    if (
+      typeof inner._handle?.writeSync !== "function" || !(inner._writeState instanceof Uint32Array)
+    ) {
+      throw new Error("node:zlib's stream has no synchronous handle");
+    }
     this.#handle = inner._handle;
     this.#state = inner._writeState;
     this.#handle.onerror = (message) => (this.#error = message);
