@@ -31,7 +31,7 @@ export interface ClientResult {
 
 const OPEN_TIMEOUT_MS = 10_000;
 
-function parseArgs(args: string[]): ClientOptions {
+export function parseArgs(args: string[]): ClientOptions {
   const options: ClientOptions = {
     url: "",
     connections: 64,
@@ -75,13 +75,13 @@ function open(url: string): Promise<WebSocket> {
   });
 }
 
-function percentile(sorted: Float64Array, p: number): number {
+export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
 /** A growable list of latencies without boxing each sample. */
-class Samples {
+export class Samples {
   #data = new Float64Array(1 << 16);
   length = 0;
   push(value: number): void {
