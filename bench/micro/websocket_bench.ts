@@ -1,0 +1,55 @@
+// The WebSocket's own cost per echoed message, without the kernel: a socket whose reads hand
+// out masked client frames (`batch` per read) and whose writes take everything at once, under
+// the echo handler of tests/fixtures/ws_echo_app.ts. `deno bench -A bench/micro/websocket_bench.ts`
+
+import { ServerWebSocket } from "../../src/server/websocket.ts";
+
+const MESSAGES = 20_000;
+
+function clientFrame(size: number): Uint8Array {
+  const head = size < 126 ? 2 : size < 65536 ? 4 : 10;
+  const frame = new Uint8Array(head + 4 + size);
+  frame[0] = 0x82;
+  if (size < 126) frame[1] = 0x80 | size;
+  else if (size < 65536) {
+    frame[1] = 0x80 | 126;
+    new DataView(frame.buffer).setUint16(2, size);
+  } else {
+    frame[1] = 0x80 | 127;
+    new DataView(frame.buffer).setBigUint64(2, BigInt(size));
+  }
+  frame.set([1, 2, 3, 4], head);
+  return frame;
+}
+
+/** Reads hand out `perRead` frames at a time, `messages` in all, then the end. */
+function echoConn(frame: Uint8Array, perRead: number, messages: number): Deno.Conn {
+  const batch = new Uint8Array(frame.length * perRead);
+  for (let i = 0; i < perRead; i++) batch.set(frame, i * frame.length);
+  let left = messages / perRead;
+  return {
+    read(buf: Uint8Array): Promise<number | null> {
+      if (left-- <= 0) return Promise.resolve(null);
+      buf.set(batch.subarray(0, Math.min(buf.length, batch.length)));
+      return Promise.resolve(Math.min(buf.length, batch.length));
+    },
+    write(bytes: Uint8Array): Promise<number> {
+      return Promise.resolve(bytes.length);
+    },
+    close() {},
+  } as unknown as Deno.Conn;
+}
+
+async function run(size: number, perRead: number): Promise<void> {
+  const socket = new ServerWebSocket("ws://localhost/", "");
+  socket.binaryType = "arraybuffer";
+  socket.onmessage = (event) => socket.send(event.data);
+  const conn = echoConn(clientFrame(size), perRead, MESSAGES);
+  await socket.attach(conn, new Uint8Array(0), { maxMessage: 1 << 24, pingIntervalMs: 0 });
+}
+
+for (const [size, perRead] of [[64, 1], [64, 16]]) {
+  Deno.bench(`${MESSAGES} echoes of ${size} B, ${perRead} per read`, async () => {
+    await run(size, perRead);
+  });
+}
