@@ -260,12 +260,13 @@ async function throughput(options: Options): Promise<void> {
   for (const scenario of SCENARIOS) {
     const of = (server: Server, pick: (r: Run) => number) =>
       median((results.get(`${scenario.id}/${server}`) ?? []).map(pick));
-    const row = (label: string, pick: (r: Run) => number, digits: number) => {
+    const row = (label: string, pick: (r: Run) => number, digits: number, ratio = true) => {
       const t = of("tsgi", pick);
       const d = of("deno", pick);
       console.log(
         `  ${scenario.id.padEnd(5)} ${label.padEnd(10)} tsgi ${fixed(t, digits).padStart(9)}  ` +
-          `Deno.serve ${fixed(d, digits).padStart(9)}  ratio ${fixed(t / d, 2)}x`,
+          `Deno.serve ${fixed(d, digits).padStart(9)}` +
+          (ratio ? `  ratio ${fixed(t / d, 2)}x` : ""),
       );
     };
     if (scenario.size <= 1024) {
@@ -276,7 +277,9 @@ async function throughput(options: Options): Promise<void> {
       row("MiB/s", (r) => r.mibPerSec, 1);
       row("p50 ms", (r) => r.p50Ms, 2);
     }
-    row("client %", (r) => r.clientBusy * 100, 0);
+    // How busy each side was: a client near 100% measured itself.
+    row("client %", (r) => r.clientBusy * 100, 0, false);
+    row("server %", (r) => r.serverBusy * 100, 0, false);
   }
 }
 

@@ -9,7 +9,14 @@
 //   deno run -A bench/ws_epoll_client.ts --url ws://127.0.0.1:8000/ [--connections 64]
 //                                        [--size 64] [--duration 5] [--warmup 1]
 
-import { type ClientResult, parseArgs, percentile, Samples } from "./ws_client.ts";
+import {
+  type ClientOptions,
+  type ClientResult,
+  parseArgs,
+  Samples,
+  summarize,
+} from "./ws_client.ts";
+import { clientFrame } from "./ws_frames.ts";
 
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
@@ -50,24 +57,6 @@ function errno(): number {
 
 function fail(what: string): never {
   throw new Error(`${what} failed (errno ${errno()})`);
-}
-
-/** The frame a client sends: binary, FIN, masked with `mask`, payload byte i = i & 0xff. */
-function clientFrame(size: number, mask: Uint8Array): Uint8Array {
-  const head = size < 126 ? 2 : size < 65536 ? 4 : 10;
-  const frame = new Uint8Array(head + 4 + size);
-  frame[0] = 0x82;
-  if (size < 126) frame[1] = 0x80 | size;
-  else if (size < 65536) {
-    frame[1] = 0x80 | 126;
-    new DataView(frame.buffer).setUint16(2, size);
-  } else {
-    frame[1] = 0x80 | 127;
-    new DataView(frame.buffer).setBigUint64(2, BigInt(size));
-  }
-  frame.set(mask, head);
-  for (let i = 0; i < size; i++) frame[head + 4 + i] = (i & 0xff) ^ mask[i & 3];
-  return frame;
 }
 
 /** The header of the server's echo: binary, FIN, unmasked. */
@@ -156,7 +145,7 @@ function watch(epoll: number, op: number, conn: Conn, index: number, events: num
   if (libc.epoll_ctl(epoll, op, conn.fd, event) !== 0) fail("epoll_ctl");
 }
 
-export async function runClient(options: ReturnType<typeof parseArgs>): Promise<ClientResult> {
+export async function runClient(options: ClientOptions): Promise<ClientResult> {
   const url = new URL(options.url);
   const fds = await Promise.all(Array.from({ length: options.connections }, () => open(url)));
   const mask = crypto.getRandomValues(new Uint8Array(4));
@@ -252,19 +241,7 @@ export async function runClient(options: ReturnType<typeof parseArgs>): Promise<
     libc.close(conn.fd);
   }
   libc.close(epoll);
-  const sorted = samples.sorted();
-  const seconds = options.durationSec;
-  return {
-    connections: options.connections,
-    size: options.size,
-    durationSec: seconds,
-    roundTrips,
-    roundTripsPerSec: roundTrips / seconds,
-    mibPerSec: (roundTrips * options.size) / seconds / (1024 * 1024),
-    p50Ms: percentile(sorted, 0.5),
-    p99Ms: percentile(sorted, 0.99),
-    errors,
-  };
+  return summarize(options, roundTrips, samples, errors);
 }
 
 if (import.meta.main) {

@@ -3,24 +3,9 @@
 // the echo handler of tests/fixtures/ws_echo_app.ts. `deno bench -A bench/micro/websocket_bench.ts`
 
 import { ServerWebSocket } from "../../src/server/websocket.ts";
+import { clientFrame } from "../ws_frames.ts";
 
 const MESSAGES = 20_000;
-
-function clientFrame(size: number): Uint8Array {
-  const head = size < 126 ? 2 : size < 65536 ? 4 : 10;
-  const frame = new Uint8Array(head + 4 + size);
-  frame[0] = 0x82;
-  if (size < 126) frame[1] = 0x80 | size;
-  else if (size < 65536) {
-    frame[1] = 0x80 | 126;
-    new DataView(frame.buffer).setUint16(2, size);
-  } else {
-    frame[1] = 0x80 | 127;
-    new DataView(frame.buffer).setBigUint64(2, BigInt(size));
-  }
-  frame.set([1, 2, 3, 4], head);
-  return frame;
-}
 
 /** Reads hand out `perRead` frames at a time, `messages` in all, then the end. */
 function echoConn(frame: Uint8Array, perRead: number, messages: number): Deno.Conn {
@@ -44,7 +29,7 @@ async function run(size: number, perRead: number): Promise<void> {
   const socket = new ServerWebSocket("ws://localhost/", "");
   socket.binaryType = "arraybuffer";
   socket.onmessage = (event) => socket.send(event.data);
-  const conn = echoConn(clientFrame(size), perRead, MESSAGES);
+  const conn = echoConn(clientFrame(size, Uint8Array.of(1, 2, 3, 4)), perRead, MESSAGES);
   await socket.attach(conn, new Uint8Array(0), { maxMessage: 1 << 24, pingIntervalMs: 0 });
 }
 
