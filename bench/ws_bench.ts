@@ -5,7 +5,12 @@
 //       Two scenarios, servers interleaved, medians of the repeats and the ratio tsgi/Deno.serve:
 //       "small": 64-byte echo round trips on 64 connections (round trips/s, p50/p99 latency);
 //       "1mib":  1 MiB echo round trips on 4 connections (MiB/s echoed).
-//       The server runs on CPU 0 and the client (bench/ws_client.ts) on CPU 1 (taskset).
+//       The server runs on CPU 0 and the client on CPU 1 (taskset). Each run also reports how
+//       busy the client and the server were over the measured seconds (/proc/PID/stat): a
+//       client near one whole CPU measures itself, not the server.
+//   --client epoll      bench/ws_epoll_client.ts, the default: one epoll loop over libc (FFI),
+//                       about half a CPU at the servers' pace.
+//   --client websocket  bench/ws_client.ts, Deno's WebSocket: busy 85–95% at the same pace.
 //
 //   deno run -A bench/ws_bench.ts --idle 10000
 //       Memory per idle socket: server RSS (VmRSS) before and after opening that many sockets.
@@ -43,7 +48,10 @@ interface Options {
   pin: boolean;
   idle: number;
   serveDeno: number | null;
+  client: "epoll" | "websocket";
 }
+
+const CLIENTS = { epoll: "bench/ws_epoll_client.ts", websocket: "bench/ws_client.ts" };
 
 function parseOptions(args: string[]): Options {
   const options: Options = {
@@ -53,6 +61,7 @@ function parseOptions(args: string[]): Options {
     pin: true,
     idle: 0,
     serveDeno: null,
+    client: "epoll",
   };
   for (let i = 0; i < args.length; i++) {
     const flag = args[i];
@@ -67,7 +76,13 @@ function parseOptions(args: string[]): Options {
     else if (flag === "--no-pin") options.pin = false;
     else if (flag === "--idle") options.idle = number();
     else if (flag === "--serve-deno") options.serveDeno = number();
-    else throw new Error(`unknown flag ${flag} (see the head of bench/ws_bench.ts)`);
+    else if (flag === "--client") {
+      const client = args[++i];
+      if (client !== "epoll" && client !== "websocket") {
+        throw new Error("--client takes epoll or websocket");
+      }
+      options.client = client;
+    } else throw new Error(`unknown flag ${flag} (see the head of bench/ws_bench.ts)`);
   }
   return options;
 }
@@ -120,17 +135,31 @@ async function startServer(
   return { process, port };
 }
 
+/** A client's result, and the share of a CPU the client and the server used while it measured. */
+interface Run extends ClientResult {
+  clientBusy: number;
+  serverBusy: number;
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime; USER_HZ is 100
+}
+
 async function runClient(
   port: number,
+  serverPid: number,
   scenario: Scenario,
   options: Options,
   cpu: number | null,
-): Promise<ClientResult> {
+): Promise<Run> {
   const argv = pinned([
     Deno.execPath(),
     "run",
     "-A",
-    "bench/ws_client.ts",
+    CLIENTS[options.client],
     "--url",
     `ws://127.0.0.1:${port}/`,
     "--connections",
@@ -152,13 +181,34 @@ async function runClient(
       child.kill("SIGKILL");
     } catch { /* gone */ }
   }, limitMs);
+  // Busy shares over the measured seconds, less half a second at each end.
+  const windowSec = Math.max(0.5, options.durationSec - 1);
+  const busy = sampleBusy([child.pid, serverPid], options.warmupSec + 1, windowSec);
   const output = await child.output();
   clearTimeout(timer);
+  const [clientBusy, serverBusy] = await busy;
   const text = new TextDecoder().decode(output.stdout).trim();
   if (!output.success) {
     throw new Error(`client failed: ${new TextDecoder().decode(output.stderr).slice(-2000)}`);
   }
-  return JSON.parse(text.split("\n").at(-1)!) as ClientResult;
+  const result = JSON.parse(text.split("\n").at(-1)!) as ClientResult;
+  return { ...result, clientBusy, serverBusy };
+}
+
+/** The share of one CPU each process used from `fromSec` on, for `windowSec`; NaN if gone. */
+async function sampleBusy(pids: number[], fromSec: number, windowSec: number): Promise<number[]> {
+  const read = () =>
+    pids.map((pid) => {
+      try {
+        return cpuSeconds(pid);
+      } catch {
+        return NaN;
+      }
+    });
+  await sleep(fromSec * 1000);
+  const before = read();
+  await sleep(windowSec * 1000);
+  return read().map((after, i) => (after - before[i]) / windowSec);
 }
 
 function median(values: number[]): number {
@@ -180,22 +230,24 @@ async function throughput(options: Options): Promise<void> {
   );
   console.log(
     `bench:ws: ${options.repeats} repeats of ${options.durationSec} s (+${options.warmupSec} s ` +
-      `warm-up), servers interleaved`,
+      `warm-up), servers interleaved, client ${CLIENTS[options.client]}`,
   );
-  const results = new Map<string, ClientResult[]>();
+  const results = new Map<string, Run[]>();
   for (let repeat = 1; repeat <= options.repeats; repeat++) {
     for (const scenario of SCENARIOS) {
       for (const server of SERVERS) {
         const { process, port } = await startServer(server, serverCpu);
         try {
-          const result = await runClient(port, scenario, options, clientCpu);
+          const result = await runClient(port, process.pid, scenario, options, clientCpu);
           const key = `${scenario.id}/${server}`;
           results.set(key, [...(results.get(key) ?? []), result]);
           console.log(
             `  #${repeat} ${scenario.id.padEnd(5)} ${server.padEnd(4)} ` +
               `${fixed(result.roundTripsPerSec, 0).padStart(8)} rt/s ` +
               `${fixed(result.mibPerSec).padStart(7)} MiB/s ` +
-              `p50 ${fixed(result.p50Ms, 3)} ms p99 ${fixed(result.p99Ms, 3)} ms` +
+              `p50 ${fixed(result.p50Ms, 3)} ms p99 ${fixed(result.p99Ms, 3)} ms ` +
+              `busy: client ${fixed(result.clientBusy * 100, 0)}%, ` +
+              `server ${fixed(result.serverBusy * 100, 0)}%` +
               (result.errors ? ` ERRORS ${result.errors}` : ""),
           );
         } finally {
@@ -206,14 +258,15 @@ async function throughput(options: Options): Promise<void> {
   }
   console.log("\nmedians (ratio = tsgi / Deno.serve; for latency, lower is better)");
   for (const scenario of SCENARIOS) {
-    const of = (server: Server, pick: (r: ClientResult) => number) =>
+    const of = (server: Server, pick: (r: Run) => number) =>
       median((results.get(`${scenario.id}/${server}`) ?? []).map(pick));
-    const row = (label: string, pick: (r: ClientResult) => number, digits: number) => {
+    const row = (label: string, pick: (r: Run) => number, digits: number, ratio = true) => {
       const t = of("tsgi", pick);
       const d = of("deno", pick);
       console.log(
         `  ${scenario.id.padEnd(5)} ${label.padEnd(10)} tsgi ${fixed(t, digits).padStart(9)}  ` +
-          `Deno.serve ${fixed(d, digits).padStart(9)}  ratio ${fixed(t / d, 2)}x`,
+          `Deno.serve ${fixed(d, digits).padStart(9)}` +
+          (ratio ? `  ratio ${fixed(t / d, 2)}x` : ""),
       );
     };
     if (scenario.size <= 1024) {
@@ -224,6 +277,9 @@ async function throughput(options: Options): Promise<void> {
       row("MiB/s", (r) => r.mibPerSec, 1);
       row("p50 ms", (r) => r.p50Ms, 2);
     }
+    // How busy each side was: a client near 100% measured itself.
+    row("client %", (r) => r.clientBusy * 100, 0, false);
+    row("server %", (r) => r.serverBusy * 100, 0, false);
   }
 }
 

@@ -31,7 +31,7 @@ export interface ClientResult {
 
 const OPEN_TIMEOUT_MS = 10_000;
 
-function parseArgs(args: string[]): ClientOptions {
+export function parseArgs(args: string[]): ClientOptions {
   const options: ClientOptions = {
     url: "",
     connections: 64,
@@ -75,13 +75,13 @@ function open(url: string): Promise<WebSocket> {
   });
 }
 
-function percentile(sorted: Float64Array, p: number): number {
+export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
 /** A growable list of latencies without boxing each sample. */
-class Samples {
+export class Samples {
   #data = new Float64Array(1 << 16);
   length = 0;
   push(value: number): void {
@@ -163,18 +163,28 @@ export async function runClient(options: ClientOptions): Promise<ClientResult> {
     })
   );
   await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, 2000))]);
+  return summarize(options, counted.roundTrips, samples, counted.errors);
+}
+
+/** A client's result from what it counted over the measured seconds. */
+export function summarize(
+  options: ClientOptions,
+  roundTrips: number,
+  samples: Samples,
+  errors: number,
+): ClientResult {
   const sorted = samples.sorted();
   const seconds = options.durationSec;
   return {
     connections: options.connections,
     size: options.size,
     durationSec: seconds,
-    roundTrips: counted.roundTrips,
-    roundTripsPerSec: counted.roundTrips / seconds,
-    mibPerSec: (counted.roundTrips * options.size) / seconds / (1024 * 1024),
+    roundTrips,
+    roundTripsPerSec: roundTrips / seconds,
+    mibPerSec: (roundTrips * options.size) / seconds / (1024 * 1024),
     p50Ms: percentile(sorted, 0.5),
     p99Ms: percentile(sorted, 0.99),
-    errors: counted.errors,
+    errors,
   };
 }
 

@@ -114,7 +114,7 @@ export class FrameDecoder {
   #ahead = 0;
   /** The data message being reassembled from fragments: its opcode (0 for none) and parts. */
   #messageOpcode = 0;
-  #parts: Uint8Array[] = [];
+  readonly #parts: Uint8Array[] = [];
   #messageSize = 0;
   /** The message's bytes plus a cost per fragment: what --ws-max-message bounds. */
   #messageBudget = 0;
@@ -186,7 +186,8 @@ export class FrameDecoder {
     while (i < bytes.length) {
       switch (this.#state) {
         case State.Header:
-          i = this.#readHeader(bytes, i);
+          i = this.#headerFill === 0 ? this.#readSmallFrame(bytes, i, out) : i;
+          if (i < bytes.length) i = this.#readHeader(bytes, i);
           break;
         case State.ExtendedLength:
           i = this.#readExtended(bytes, i);
@@ -207,11 +208,39 @@ export class FrameDecoder {
     if (done !== null) out.push(done);
   }
 
+  /**
+   * Small frames that are all there, from bytes[i] on: each decoded in one step, its payload
+   * unmasked while it is copied out — no state steps, no views of the bytes. Returns where the
+   * first frame it does not take begins (a longer or a cut one: the steps below take it).
+   */
+  #readSmallFrame(bytes: Uint8Array, i: number, out: Incoming[]): number {
+    while (bytes.length - i >= 6) {
+      const length = bytes[i + 1] & 0x7f;
+      if (length > MAX_SMALL_FRAME || bytes.length - i < 6 + length) return i;
+      this.#checkHeader(bytes[i], bytes[i + 1]);
+      const mask = this.#mask;
+      for (let k = 0; k < 4; k++) mask[k] = bytes[i + 2 + k];
+      this.#payload = new Uint8Array(length);
+      this.#payloadFill = 0;
+      this.#state = State.Payload;
+      unmaskFrom(bytes, i + 6, this.#payload, 0, length, mask);
+      this.#arrived(length);
+      this.#complete(out);
+      i += 6 + length;
+    }
+    return i;
+  }
+
   #readHeader(bytes: Uint8Array, i: number): number {
     this.#header[this.#headerFill++] = bytes[i];
     if (this.#headerFill < 2) return i + 1;
     this.#headerFill = 0;
-    const [b0, b1] = this.#header;
+    this.#checkHeader(this.#header[0], this.#header[1]);
+    return i + 1;
+  }
+
+  /** The two bytes of a frame's header: checked, and the state that follows them set. */
+  #checkHeader(b0: number, b1: number): void {
     if (b0 & (this.#inflater === null ? RSV : RSV & ~RSV1)) {
       throw new WebSocketProtocolError(1002, "Reserved bits set with no extension");
     }
@@ -230,7 +259,6 @@ export class FrameDecoder {
       this.#setLength(length);
       this.#state = State.MaskKey;
     }
-    return i + 1;
   }
 
   #checkOpcode(): void {
@@ -322,7 +350,12 @@ export class FrameDecoder {
   #took(n: number): void {
     const start = this.#payloadFill;
     unmask(this.#payload, start, start + n, this.#mask);
-    this.#payloadFill = start + n;
+    this.#arrived(n);
+  }
+
+  /** `n` more payload bytes are in place, unmasked: no longer ahead of the budget. */
+  #arrived(n: number): void {
+    this.#payloadFill += n;
     const released = Math.min(n, this.#ahead);
     this.#ahead -= released;
     aheadInUse -= released;
@@ -348,22 +381,27 @@ export class FrameDecoder {
       this.#messageCompressed = this.#frameCompressed;
     }
     // Each fragment costs besides its bytes, so endless empty ones meet the limit too.
-    if (payload.length > 0) this.#parts.push(payload);
     this.#messageSize += payload.length;
     this.#messageBudget += payload.length + FRAGMENT_COST;
+    // A message of one frame (most) is its payload, with no list of parts.
+    if (this.#fin && this.#parts.length === 0) {
+      return this.#messageDone(this.#messageCompressed ? this.#inflate([payload]) : payload);
+    }
+    if (payload.length > 0) this.#parts.push(payload);
     if (!this.#fin) return null;
-    return this.#messageDone();
+    return this.#messageDone(
+      this.#messageCompressed ? this.#inflate(this.#parts) : join(this.#parts, this.#messageSize),
+    );
   }
 
-  #messageDone(): Incoming {
-    const parts = this.#parts;
-    const data = this.#messageCompressed
-      ? (this.#inflater as MessageInflater).inflate(parts)
-      : parts.length === 1
-      ? parts[0]
-      : join(parts, this.#messageSize);
+  /** A compressed message's fragments, inflated (permessage-deflate). */
+  #inflate(parts: Uint8Array[]): Uint8Array {
+    return (this.#inflater as MessageInflater).inflate(parts);
+  }
+
+  #messageDone(data: Uint8Array): Incoming {
     const op = this.#messageOpcode;
-    this.#parts = [];
+    this.#parts.length = 0;
     this.#messageSize = 0;
     this.#messageBudget = 0;
     this.#messageOpcode = 0;
@@ -373,6 +411,21 @@ export class FrameDecoder {
 }
 
 const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
+/** The longest payload decoded in one step when its frame is all there (a 7-bit length). */
+const MAX_SMALL_FRAME = 125;
+
+/** Writes source[from, from + n) unmasked to target[at, at + n); mask byte k is for k mod 4. */
+function unmaskFrom(
+  source: Uint8Array,
+  from: number,
+  target: Uint8Array,
+  at: number,
+  n: number,
+  mask: Uint8Array,
+): void {
+  for (let k = 0; k < n; k++) target[at + k] = source[from + k] ^ mask[(at + k) & 3];
+}
 
 /** From this many bytes on, 64-bit words are worth the BigInt the mask becomes. */
 const WIDE_UNMASK_AT = 1024;
@@ -442,8 +495,9 @@ function utf8(bytes: Uint8Array, what: string): string {
   }
 }
 
-/** The parts as one new array of `size` bytes. */
+/** The parts as one array of `size` bytes: a single part is returned as it is. */
 export function join(parts: Uint8Array[], size: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
   const out = new Uint8Array(size);
   let at = 0;
   for (const part of parts) {

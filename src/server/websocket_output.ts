@@ -41,6 +41,8 @@ export class FrameOutput {
   #stopped = false;
   #idle: (() => void)[] = [];
   readonly #onFailure: () => void;
+  /** What the write out was given: the first entry's bytes. */
+  #writingBytes: Uint8Array = new Uint8Array(0);
 
   /** `onFailure`: a write failed (what was queued is dropped). */
   constructor(onFailure: () => void) {
@@ -113,35 +115,58 @@ export class FrameOutput {
   #schedule(): void {
     if (this.#draining || this.#writer === null || this.#entries.length === 0) return;
     this.#draining = true;
-    queueMicrotask(() => this.#drain());
+    queueMicrotask(this.#next);
   }
 
-  async #drain(): Promise<void> {
-    const writer = this.#writer as Writer;
-    try {
-      while (this.#entries.length > 0 && !this.#stopped) {
-        const entry = this.#entries[0];
-        if ("buf" in entry) {
-          entry.sealed = true;
-          const bytes = entry.buf.subarray(0, entry.fill);
-          // Most writes take everything at once: no second promise for them.
-          const n = await writer.write(bytes);
-          if (n < bytes.length) await writeAll(writer, bytes.subarray(n));
-          this.#queued -= entry.fill;
-          entry.pool.give(entry.buf);
-        } else {
-          await writeAll(writer, await entry.make());
-          this.#queued -= entry.size;
-        }
-        this.#entries.shift();
-      }
-    } catch {
-      this.#stopped = true;
-      this.#onFailure();
+  /**
+   * Writes the first entry; its end writes the next. Plain callbacks, not an async loop: a
+   * small message costs the write's promise and nothing more.
+   */
+  readonly #next = (): void => {
+    const entry = this.#entries[0];
+    if (entry === undefined || this.#stopped) return this.#settle();
+    if (!("buf" in entry)) {
+      this.#writeLater(entry).then(this.#next, this.#failed);
+      return;
     }
+    entry.sealed = true;
+    this.#writingBytes = entry.buf.subarray(0, entry.fill);
+    (this.#writer as Writer).write(this.#writingBytes).then(this.#wrote, this.#failed);
+  };
+
+  /** `n` bytes of the chunk being written went out (most writes take everything at once). */
+  readonly #wrote = (n: number): void => {
+    const bytes = this.#writingBytes;
+    if (n < bytes.length) {
+      writeAll(this.#writer as Writer, bytes.subarray(n)).then(() => this.#wrote(bytes.length))
+        .catch(this.#failed);
+      return;
+    }
+    const chunk = this.#entries[0] as Chunk;
+    this.#queued -= chunk.fill;
+    chunk.pool.give(chunk.buf);
+    this.#entries.shift();
+    this.#next();
+  };
+
+  readonly #failed = (): void => {
+    this.#stopped = true;
+    this.#onFailure();
+    this.#settle();
+  };
+
+  /** A deferred frame: made, written whole, uncounted. */
+  async #writeLater(entry: Deferred): Promise<void> {
+    await writeAll(this.#writer as Writer, await entry.make());
+    this.#queued -= entry.size;
+    this.#entries.shift();
+  }
+
+  /** Nothing more to write now: those waiting for the drain are told. */
+  #settle(): void {
     this.#draining = false;
     if (this.#stopped) this.#release();
-    for (const resolve of this.#idle.splice(0)) resolve();
+    if (this.#idle.length > 0) { for (const resolve of this.#idle.splice(0)) resolve(); }
   }
 
   /** Drops what is queued; chunks no write holds go back to their pools. */
