@@ -18,6 +18,7 @@ import {
 } from "../http/websocket_frames.ts";
 import type { DeflateAgreement, DeflatePolicy } from "../http/websocket_deflate.ts";
 import { loadZlib, MessageCompression } from "./websocket_compression.ts";
+import { socketIo } from "./socket_io.ts";
 import { FrameOutput } from "./websocket_output.ts";
 import { SocketReads } from "./websocket_reads.ts";
 
@@ -152,7 +153,10 @@ export class ServerWebSocket extends EventTarget {
     this.#limits = limits;
     const wasClosing = this.#state === ReadyState.CLOSING;
     if (!wasClosing) this.#state = ReadyState.OPEN;
-    this.#output.start(conn);
+    // The socket's own ops, as the HTTP side reads and writes it (socket_io.ts): a message
+    // each way per round trip, and each of Deno.Conn's wrappers costs its promise and frame.
+    const io = socketIo(conn);
+    this.#output.start(io);
     this.#fire("open", new Event("open"));
     this.#startPings();
     const compression = this.#deflate === null
@@ -180,8 +184,8 @@ export class ServerWebSocket extends EventTarget {
         // The rest of a large frame is read straight into its message, not copied there.
         const buf = reads.current;
         const room = decoder.room(buf.length);
-        const n = await conn.read(room ?? buf);
-        if (n === null) break;
+        const n = await io.read(room ?? buf);
+        if (n === 0) break;
         if (room !== null) this.#handleAll(decoder.filled(n));
         else {
           this.#handleAll(decoder.push(buf.subarray(0, n)));
