@@ -50,6 +50,8 @@ interface Options {
   pin: boolean;
   /** tsgi serves the peers' fetch handler in every scenario (issue 15's comparison). */
   fetch: boolean;
+  /** V8 flags for tsgi only (docs/performance.md, the young generation); the run is not kept. */
+  tsgiV8Flags: string | null;
 }
 
 /** Where --fetch runs go: the table of record (latest.json, docs/benchmarks.md) is TSGI apps. */
@@ -64,7 +66,9 @@ const USAGE = `Usage: deno run -A bench/run.ts [options]
   --servers a,b         servers: ${ALL_SERVERS.join(",")}
   --no-pin              do not pin server and wrk to CPUs with taskset
   --fetch               tsgi serves apps/bench_fetch.ts, the handler Deno.serve runs, in every
-                        scenario; writes bench/results/fetch.json only`;
+                        scenario; writes bench/results/fetch.json only
+  --tsgi-v8-flags F     runs tsgi with --v8-flags=F (e.g. --max-semi-space-size=3); prints
+                        the table and writes no results file`;
 
 function usageError(message: string): never {
   console.error(`bench: ${message}\n${USAGE}`);
@@ -101,6 +105,7 @@ export function parseOptions(args: string[]): Options {
     servers: [...ALL_SERVERS],
     pin: true,
     fetch: false,
+    tsgiV8Flags: null,
   };
   const ids = SCENARIOS.map((s) => s.id);
   for (let i = 0; i < args.length; i++) {
@@ -120,7 +125,13 @@ export function parseOptions(args: string[]): Options {
     } else if (flag === "--servers") options.servers = pickList(flag, args[++i], ALL_SERVERS);
     else if (flag === "--no-pin") options.pin = false;
     else if (flag === "--fetch") options.fetch = true;
-    else usageError(`unknown option "${flag}"`);
+    else if (flag === "--tsgi-v8-flags") {
+      const value = args[++i];
+      if (!value || value.startsWith("--v8-flags")) {
+        usageError(`${flag} needs V8 flags, e.g. --max-semi-space-size=3`);
+      }
+      options.tsgiV8Flags = value;
+    } else usageError(`unknown option "${flag}"`);
   }
   if (options.fetch) options.scenarios = asFetchScenarios(options.scenarios);
   return options;
@@ -132,6 +143,7 @@ function serverArgv(
   scenario: Scenario,
   port: number,
   cpu: number | null,
+  v8Flags: string | null,
 ): string[] {
   const deno = Deno.execPath();
   let argv: string[];
@@ -139,6 +151,7 @@ function serverArgv(
     argv = [
       deno,
       "run",
+      ...(v8Flags === null ? [] : [`--v8-flags=${v8Flags}`]),
       "-A",
       "main.ts",
       scenario.tsgiApp,
@@ -270,7 +283,10 @@ async function runOnce(
   }
   const port = freePort();
   const serverCpu = options.pin && scenario.pinServer ? SERVER_CPU : null;
-  const proc = spawnServer(serverArgv(server, scenario, port, serverCpu), ROOT);
+  const proc = spawnServer(
+    serverArgv(server, scenario, port, serverCpu, options.tsgiV8Flags),
+    ROOT,
+  );
   try {
     return await measure(proc, port, base, scenario, options, options.pin ? WRK_CPU : null);
   } catch (error) {
@@ -356,6 +372,14 @@ async function main(): Promise<void> {
         );
       }
     }
+  }
+  if (options.tsgiV8Flags !== null) {
+    console.log(
+      `\n${
+        consoleTable(results)
+      }\n\nbench: tsgi ran with --v8-flags=${options.tsgiV8Flags}; no file written`,
+    );
+    return;
   }
   const file = options.fetch ? FETCH_RESULTS_FILE : RESULTS_FILE;
   await Deno.mkdir(new URL("./", file), { recursive: true });

@@ -28,14 +28,16 @@ function findCore(): CoreOps | null {
   return core as CoreOps;
 }
 
+/** The symbol Deno keeps a connection's resource id under, found on the first connection. */
+let ridSymbol: symbol | null | undefined;
+
 function ridOf(conn: Deno.Conn): number | null {
-  for (const symbol of Object.getOwnPropertySymbols(conn)) {
-    if (symbol.description === RID) {
-      const rid = (conn as unknown as Record<symbol, unknown>)[symbol];
-      return Number.isInteger(rid) ? rid as number : null;
-    }
+  if (ridSymbol === undefined) {
+    ridSymbol = Object.getOwnPropertySymbols(conn).find((s) => s.description === RID) ?? null;
   }
-  return null;
+  if (ridSymbol === null) return null;
+  const rid = (conn as unknown as Record<symbol, unknown>)[ridSymbol];
+  return Number.isInteger(rid) ? rid as number : null;
 }
 
 let core: CoreOps | null | undefined;
