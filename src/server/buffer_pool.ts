@@ -27,6 +27,12 @@ export class BufferPool {
   }
 }
 
+/**
+ * What a connection's buffer becomes once it went back to the pool: empty, so nothing can be
+ * written into it, and shared, since every closed connection would otherwise make its own.
+ */
+export const RELEASED: Uint8Array = new Uint8Array(0);
+
 /** The size of the connections' buffers. */
 export const POOLED_SIZE = 16 * 1024;
 /** The connections' buffers: at most 256 idle ones are kept (4 MiB). */

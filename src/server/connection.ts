@@ -4,7 +4,7 @@
 
 import { type SocketIo, socketIo } from "./socket_io.ts";
 import { flushLater } from "./late_flush.ts";
-import { giveBuffer, takeBuffer } from "./buffer_pool.ts";
+import { giveBuffer, RELEASED, takeBuffer } from "./buffer_pool.ts";
 import { coarseNow } from "./clock.ts";
 import { type RateRule, RateVerdict, TransferClock } from "./data_rate.ts";
 import { buildEnviron, type ConnectionInfo, type EnvironDefaults } from "../tsgi/environ.ts";
@@ -317,7 +317,7 @@ export class Connection implements ClosePolicy {
     this.#out.release();
     if (this.#reading !== NOT_READING) return;
     giveBuffer(this.buf);
-    this.buf = this.#wholeView = new Uint8Array(0);
+    this.buf = this.#wholeView = RELEASED;
     this.start = this.end = 0;
   }
 

@@ -14,7 +14,7 @@ export class WriteFailedError extends Error {
   }
 }
 
-import { giveBuffer, takeBuffer } from "./buffer_pool.ts";
+import { giveBuffer, RELEASED, takeBuffer } from "./buffer_pool.ts";
 import { coarseNow } from "./clock.ts";
 import { type RateRule, TransferClock } from "./data_rate.ts";
 
@@ -228,7 +228,7 @@ export class OutputBuffer {
     if (this.#spare) giveBuffer(this.#spare);
     this.#spare = null;
     // Whatever is written after this (an app still running) lands in memory of its own.
-    this.#buf = new Uint8Array(0);
+    this.#buf = RELEASED;
     this.#len = 0;
   }
 
@@ -237,7 +237,8 @@ export class OutputBuffer {
   }
 
   #grow(need: number): void {
-    let size = this.#buf.length * 2;
+    // From a released (empty) buffer too: doubling nothing would never reach `need`.
+    let size = Math.max(this.#buf.length * 2, 256);
     while (size < need) size *= 2;
     const grown = new Uint8Array(size);
     grown.set(this.#buf.subarray(0, this.#len));

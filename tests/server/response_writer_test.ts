@@ -334,3 +334,10 @@ Deno.test("a real server: Keep-Alive timeout on responses that keep the connecti
     }, { keepAlive });
   }
 });
+
+Deno.test("an output released to the pool still takes what an app writes late, in memory of its own", () => {
+  const out = new OutputBuffer({ write: (bytes) => Promise.resolve(bytes.length) });
+  out.release();
+  out.appendLatin1("late");
+  assert.equal(out.length, 4);
+});
