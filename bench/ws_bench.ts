@@ -101,7 +101,8 @@ function pinned(argv: string[], cpu: number | null): string[] {
   return cpu === null ? argv : ["taskset", "-c", String(cpu), ...argv];
 }
 
-function serverArgv(server: Server, port: number, extra: string[] = []): string[] {
+/** The echo server's command line; `extra` are more tsgi flags (the Deno.serve peer has none). */
+export function serverArgv(server: Server, port: number, extra: string[] = []): string[] {
   const deno = Deno.execPath();
   if (server === "tsgi") {
     return [

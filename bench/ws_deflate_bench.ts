@@ -12,7 +12,7 @@
 
 import { DeflateClient } from "./ws_deflate_client.ts";
 import { freePort, spawnServer, stopAll, stopServer, waitReady } from "./process.ts";
-import { settledRss } from "./ws_bench.ts";
+import { serverArgv, settledRss } from "./ws_bench.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const OFFER = "permessage-deflate; client_max_window_bits";
@@ -56,18 +56,7 @@ async function startTsgi(flags: string[]) {
     "taskset",
     "-c",
     "0",
-    Deno.execPath(),
-    "run",
-    "-A",
-    "main.ts",
-    "tests/fixtures/ws_echo_app.ts",
-    "--bind",
-    `127.0.0.1:${port}`,
-    "--access-log",
-    "off",
-    "--max-connections",
-    "50000",
-    ...flags,
+    ...serverArgv("tsgi", port, ["--max-connections", "50000", ...flags]),
   ];
   const process = spawnServer(argv, ROOT);
   const ready = await waitReady(process, port);
