@@ -126,25 +126,30 @@ export class RequestInput extends ByteInput {
 
   /**
    * A read of a size the app chose, on a fixed-length body that is coming fast: the socket
-   * reads straight into the one array the app gets, instead of into pieces that read() would
-   * then copy together (two arrays allocated, and so cleared, and one copy, per read).
+   * reads straight into the array the app gets, instead of into pieces that read() would then
+   * copy together (two arrays allocated, and so cleared, and one copy, per read). The array has
+   * room for DIRECT_READ_MAX, so each socket read takes what the kernel has; what comes past the
+   * `size` asked for is the next read's, with no copy (the app is given a view of the front).
    */
   override read(size?: number): Promise<Uint8Array> {
     const source = this.#source;
     if (
       size === undefined || size < DIRECT_READ_MIN || size > DIRECT_READ_MAX ||
       this.#remaining < DIRECT_READ_MIN || !this.#flowing || this.#decoder !== null ||
-      this.#continuePending || this.#failure !== null || source.start !== source.end
+      this.#continuePending || this.#failure !== null || source.start !== source.end ||
+      this.pendingBytes >= size
     ) {
       return super.read(size);
     }
-    return this.#readWhole(Math.min(size, this.#remaining + this.pendingBytes));
+    return this.#readAtLeast(Math.min(size, this.#remaining + this.pendingBytes));
   }
 
-  /** Exactly `n` body bytes (the ones taken and not read first), read into one array. */
-  async #readWhole(n: number): Promise<Uint8Array> {
+  /** `n` body bytes (the ones taken and not read first) as one array; more are kept. */
+  async #readAtLeast(n: number): Promise<Uint8Array> {
     const source = this.#source;
-    const dest = new Uint8Array(n);
+    // Never past the body's end: what is read stays this request's.
+    const room = Math.min(this.#remaining + this.pendingBytes, Math.max(n, DIRECT_READ_MAX));
+    const dest = new Uint8Array(room);
     let filled = this.movePendingInto(dest);
     try {
       while (filled < n) {
@@ -153,7 +158,7 @@ export class RequestInput extends ByteInput {
         if (got === 0) {
           // The bytes went to the connection's buffer (a read was already in flight there).
           if (source.start === source.end && !(await source.fill())) throw new ClientGoneError();
-          got = Math.min(n - filled, source.end - source.start);
+          got = Math.min(room - filled, source.end - source.start);
           dest.set(source.buf.subarray(source.start, source.start + got), filled);
           source.start += got;
         }
@@ -165,7 +170,9 @@ export class RequestInput extends ByteInput {
       throw error;
     }
     if (this.#remaining === 0) this.#done = true;
-    return dest;
+    if (filled === room && room === n) return dest;
+    if (filled > n) this.keep(dest.subarray(n, filled));
+    return dest.subarray(0, n);
   }
 
   protected async next(max: number): Promise<Uint8Array | null> {

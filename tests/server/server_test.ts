@@ -569,3 +569,55 @@ Deno.test("responses pipelined before a slow async app's leave without waiting f
     }
   });
 });
+
+Deno.test("read(n) of large bodies gives every byte once, in order, and never the next request's", async () => {
+  // Each body's last 20,000 bytes go in one write with the request after it, so one socket
+  // read could take both, whichever way read(65536) takes it (the buffer, or a read straight
+  // into the app's array: tests/tsgi/input_test.ts holds that one to the body's end).
+  const sizes = [131_072 + 20_000, 65_536 + 30_001];
+  const app: App = async (environ, startResponse) => {
+    const input = environ["tsgi.input"];
+    let total = 0;
+    let wrong = -1;
+    for (let chunk = await input.read(65536); chunk.length > 0; chunk = await input.read(65536)) {
+      for (let i = 0; i < chunk.length && wrong < 0; i++) {
+        if (chunk[i] !== (total + i) % 251) wrong = total + i;
+      }
+      total += chunk.length;
+    }
+    startResponse("200 OK", [["Content-Type", "text/plain"]]);
+    return [`${environ.PATH_INFO} ${total} ${wrong}`];
+  };
+  await withServer(app, async ({ port }) => {
+    const pieces: Uint8Array[] = [];
+    let tail: Uint8Array = new Uint8Array(0);
+    for (const [i, size] of sizes.entries()) {
+      const body = new Uint8Array(size);
+      for (let k = 0; k < size; k++) body[k] = k % 251;
+      const head = encoder.encode(
+        `POST /b${i} HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`,
+      );
+      const front = body.subarray(0, size - 20_000);
+      pieces.push(join(tail, head, front));
+      tail = body.subarray(size - 20_000);
+    }
+    const last = encoder.encode("GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    pieces.push(join(tail, last));
+    const responses = parseResponses(await rawExchange(port, pieces));
+    assert.deepEqual(responses.map((r) => r.body), [
+      `/b0 ${sizes[0]} -1`,
+      `/b1 ${sizes[1]} -1`,
+      "/last 0 -1",
+    ]);
+  });
+});
+
+function join(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}

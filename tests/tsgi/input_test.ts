@@ -1,0 +1,89 @@
+// tsgi.input over a scripted body source: what read(n) takes from the connection. A socket
+// read may bring the body's end and the next request's start together; the input must ask for
+// no more than its body has left, whichever path a read takes.
+
+import assert from "node:assert/strict";
+import { BodyKind, type HeadLimits, type RequestHead } from "../../src/http/parser.ts";
+import { type BodySource, RequestInput } from "../../src/tsgi/input.ts";
+
+const LIMITS: HeadLimits = { requestLine: 8190, fields: 100, fieldSize: 8190, head: 65536 };
+
+function head(contentLength: number): RequestHead {
+  return {
+    method: "POST",
+    target: "/",
+    minor: 1,
+    fields: [],
+    bodyKind: BodyKind.Length,
+    contentLength,
+    keepAlive: true,
+    closeAsked: false,
+    expectContinue: false,
+  };
+}
+
+/**
+ * A connection whose socket always has `wire` ready: each read takes as much of it as the
+ * caller's array holds (as a socket read takes what the kernel has), into the 16 KiB buffer
+ * or straight into the caller's array.
+ */
+class ReadySource implements BodySource {
+  buf = new Uint8Array(16 * 1024);
+  start = 0;
+  end = 0;
+  #wire: Uint8Array;
+  #at = 0;
+
+  constructor(wire: Uint8Array) {
+    this.#wire = wire;
+  }
+
+  /** Bytes the input has taken: read off the wire and not left in the buffer. */
+  get taken(): number {
+    return this.#at - (this.end - this.start);
+  }
+
+  #take(dest: Uint8Array): number {
+    const n = Math.min(dest.length, this.#wire.length - this.#at);
+    dest.set(this.#wire.subarray(this.#at, this.#at + n));
+    this.#at += n;
+    return n;
+  }
+
+  fill(): Promise<boolean> {
+    if (this.start === this.end) this.start = this.end = 0;
+    const n = this.#take(this.buf.subarray(this.end));
+    this.end += n;
+    return Promise.resolve(n > 0);
+  }
+
+  readInto(dest: Uint8Array): Promise<number | null> {
+    if (this.start < this.end) return Promise.resolve(0);
+    const n = this.#take(dest);
+    return Promise.resolve(n === 0 ? null : n);
+  }
+
+  sendContinue(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+for (const size of [20_000, 65_536 + 20_000, 131_072 + 20_000, 200_003]) {
+  Deno.test(`read(65536) of a ${size}-byte body leaves the next request where it was`, async () => {
+    const next = new TextEncoder().encode("GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    const wire = new Uint8Array(size + next.length);
+    for (let i = 0; i < size; i++) wire[i] = i % 251;
+    wire.set(next, size);
+    const source = new ReadySource(wire);
+    const input = new RequestInput(source, head(size), 0, LIMITS);
+    let total = 0;
+    for (let chunk = await input.read(65536); chunk.length > 0; chunk = await input.read(65536)) {
+      for (let i = 0; i < chunk.length; i++) assert.equal(chunk[i], (total + i) % 251);
+      total += chunk.length;
+    }
+    assert.equal(total, size);
+    assert.equal(input.finished, true);
+    // What is left, in the buffer or on the wire, is the next request, whole.
+    assert.equal(source.taken, size);
+  });
+}
