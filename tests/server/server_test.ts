@@ -2,7 +2,14 @@
 
 import assert from "node:assert/strict";
 import type { App, Body, Environ, StartResponse } from "../../src/tsgi/types.ts";
-import { encoder, parseResponses, rawExchange, waitFor, withServer } from "../support/server.ts";
+import {
+  concat,
+  encoder,
+  parseResponses,
+  rawExchange,
+  waitFor,
+  withServer,
+} from "../support/server.ts";
 
 const hello: App = (_environ, startResponse) => {
   startResponse("200 OK", [["Content-Type", "text/plain"]]);
@@ -598,11 +605,11 @@ Deno.test("read(n) of large bodies gives every byte once, in order, and never th
         `POST /b${i} HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`,
       );
       const front = body.subarray(0, size - 20_000);
-      pieces.push(join(tail, head, front));
+      pieces.push(concat([tail, head, front]));
       tail = body.subarray(size - 20_000);
     }
     const last = encoder.encode("GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    pieces.push(join(tail, last));
+    pieces.push(concat([tail, last]));
     const responses = parseResponses(await rawExchange(port, pieces));
     assert.deepEqual(responses.map((r) => r.body), [
       `/b0 ${sizes[0]} -1`,
@@ -611,13 +618,3 @@ Deno.test("read(n) of large bodies gives every byte once, in order, and never th
     ]);
   });
 });
-
-function join(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}

@@ -98,7 +98,8 @@ export async function rawExchange(
   return decoder.decode(concat(received));
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
+/** The parts as one array. */
+export function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
   for (const p of parts) {
