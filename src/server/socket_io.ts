@@ -4,6 +4,8 @@
 // twice per request. Calling the op directly halves it. The ops are found once, and checked on
 // the first connection; anywhere they are not what we expect, the public methods are used.
 
+import { findSymbol } from "./runtime_symbols.ts";
+
 /** What the engine needs of a socket: Deno.Conn's read() and write(). */
 export interface SocketIo {
   /** Bytes read into `buf` (never empty); 0 at the end of the stream, as the op says it. */
@@ -33,7 +35,7 @@ let ridSymbol: symbol | null | undefined;
 
 function ridOf(conn: Deno.Conn): number | null {
   if (ridSymbol === undefined) {
-    ridSymbol = Object.getOwnPropertySymbols(conn).find((s) => s.description === RID) ?? null;
+    ridSymbol = findSymbol(conn, RID);
   }
   if (ridSymbol === null) return null;
   const rid = (conn as unknown as Record<symbol, unknown>)[ridSymbol];

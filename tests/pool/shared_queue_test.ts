@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { fromFileUrl } from "../support/paths.ts";
-import { childrenOf, exited, procStat, waitUntil } from "../support/process.ts";
+import { childrenOf, exited, procStat, tsgiArgs, waitUntil } from "../support/process.ts";
 import {
   get,
   hasPython,
@@ -349,12 +349,7 @@ Deno.test({
       args: [
         ACTIVATE,
         Deno.execPath(),
-        "run",
-        "-A",
-        "main.ts",
-        "apps/hello.ts",
-        "--workers",
-        "2",
+        ...tsgiArgs("apps/hello.ts", "--workers", "2"),
         "-b",
         "unix:/nonexistent/x.sock",
         "--access-log",

@@ -5,24 +5,22 @@
 // error, is the check (src/isolate/child_pool.ts ready()).
 
 import assert from "node:assert/strict";
-import { spawnLogged, waitForListen } from "../support/process.ts";
+import { spawnLogged, tsgiArgs, waitForListen } from "../support/process.ts";
 import { ROOT } from "../support/pool.ts";
+
+/** An app whose top-level code writes a file where TSGI_RT_MARK says. */
+const WRITER = "tests/redteam/fixtures/toplevel_writer.ts";
 
 Deno.test({
   name: "--isolate request: the app's top-level code never runs with the master's permissions",
   async fn() {
     const dir = Deno.makeTempDirSync();
     const mark = `${dir}/mark`;
-    const server = spawnLogged(Deno.execPath(), [
-      "run",
-      "-A",
-      "main.ts",
-      "tests/redteam/fixtures/toplevel_writer.ts",
-      "--isolate",
-      "request",
-      "--bind",
-      "127.0.0.1:0",
-    ], { cwd: ROOT, env: { TSGI_RT_MARK: mark } });
+    const server = spawnLogged(
+      Deno.execPath(),
+      tsgiArgs(WRITER, "--isolate", "request", "--bind", "127.0.0.1:0"),
+      { cwd: ROOT, env: { TSGI_RT_MARK: mark } },
+    );
     try {
       const [, port] = await waitForListen(server, /Listening on http:\/\/\S+:(\d+)/);
       assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 200);
@@ -40,15 +38,7 @@ Deno.test("--isolate request --check-config checks the app in a child, not in th
   const dir = Deno.makeTempDirSync();
   try {
     const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "main.ts",
-        "tests/redteam/fixtures/toplevel_writer.ts",
-        "--isolate",
-        "request",
-        "--check-config",
-      ],
+      args: tsgiArgs(WRITER, "--isolate", "request", "--check-config"),
       cwd: ROOT,
       env: { TSGI_RT_MARK: `${dir}/mark` },
       stdout: "piped",

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { fromFileUrl } from "../support/paths.ts";
-import { childrenOf, spawnLogged, waitUntil } from "../support/process.ts";
+import { childrenOf, spawnLogged, tsgiArgs, waitUntil } from "../support/process.ts";
 import { hasPython, ROOT } from "../support/pool.ts";
 
 const ACTIVATE = fromFileUrl(new URL("../fixtures/systemd_activate.py", import.meta.url));
@@ -48,13 +48,7 @@ Deno.test({
     const { child, log: err, out, logDone: reading } = spawnLogged("python3", [
       ACTIVATE,
       Deno.execPath(),
-      "run",
-      "-A",
-      "main.ts",
-      "apps/hello.ts",
-      "--isolate",
-      "request",
-      "--allow-run=true",
+      ...tsgiArgs("apps/hello.ts", "--isolate", "request", "--allow-run=true"),
       "--access-log",
       "off",
     ], { cwd: ROOT, stdout: "piped" });

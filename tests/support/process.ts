@@ -186,3 +186,8 @@ export function exited(pid: number): boolean {
   const stat = procStat(pid);
   return stat === null || stat.state === "Z" || stat.state === "X";
 }
+
+/** The arguments of `deno run -A main.ts APP FLAGS…`, the way a user starts tsgi. */
+export function tsgiArgs(app: string, ...flags: string[]): string[] {
+  return ["run", "-A", "main.ts", app, ...flags];
+}

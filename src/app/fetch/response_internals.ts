@@ -4,6 +4,7 @@
 // public status; on any other runtime, or for any other Response, callers take the public path.
 
 import type { Chunk } from "../../tsgi/types.ts";
+import { findSymbol } from "../../server/runtime_symbols.ts";
 
 /** The runtime's own marks on a Response made from a string or bytes and no headers. */
 interface FixedMarks {
@@ -105,8 +106,4 @@ export function blobBody(response: Response): Blob | null {
   const source = body?.source;
   if (!(source instanceof Blob) || source.size > WHOLE_BLOB_MAX) return null;
   return body!.unusable() ? null : source;
-}
-
-function findSymbol(object: object, description: string): symbol | null {
-  return Object.getOwnPropertySymbols(object).find((s) => s.description === description) ?? null;
 }
