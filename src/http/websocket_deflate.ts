@@ -2,6 +2,7 @@
 // parsed into offers, the first offer the server can accept under its policy, and the answer.
 
 import { HttpError } from "./errors.ts";
+import { isToken, TCHAR } from "./grammar.ts";
 
 /**
  * Which side keeps its compression context between messages: none; the client only (the
@@ -36,13 +37,11 @@ export interface ExtensionOffer {
   params: [string, string | null][];
 }
 
-export const EXTENSION_NAME = "permessage-deflate";
+const EXTENSION_NAME = "permessage-deflate";
 /** The smallest window zlib compresses raw deflate with (it turns 8 into 9: madler/zlib#171). */
 export const MIN_DEFLATE_WINDOW_BITS = 9;
 const MAX_WINDOW_BITS = 15;
 
-/** RFC 9110 §5.6.2: tchar. */
-const TCHAR = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
 /** RFC 7692 §7.1.2.1: 1*DIGIT, a decimal in 8–15 without leading zeros. */
 const WINDOW_BITS_VALUE = /^(?:8|9|1[0-5])$/;
 
@@ -213,7 +212,7 @@ class Scanner {
 
   token(): string {
     const start = this.#at;
-    while (!this.atEnd() && TCHAR.test(this.#text[this.#at])) this.#at++;
+    while (TCHAR[this.#text.charCodeAt(this.#at)] === 1) this.#at++;
     if (this.#at === start) this.fail("a token");
     return this.#text.slice(start, this.#at);
   }
@@ -228,7 +227,7 @@ class Scanner {
       value += this.#text[this.#at++];
     }
     if (!this.take('"')) this.fail("a closing '\"'");
-    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(value)) this.fail("a token inside the quotes");
+    if (!isToken(value)) this.fail("a token inside the quotes");
     return value;
   }
 

@@ -17,7 +17,7 @@ import {
   WebSocketProtocolError,
 } from "../http/websocket_frames.ts";
 import type { DeflateAgreement, DeflatePolicy } from "../http/websocket_deflate.ts";
-import { loadZlib, MessageCompression } from "./websocket_compression.ts";
+import { type MessageCompression, openCompression } from "./websocket_compression.ts";
 import { socketIo } from "./socket_io.ts";
 import { FrameOutput } from "./websocket_output.ts";
 import { SocketReads } from "./websocket_reads.ts";
@@ -148,7 +148,9 @@ export class ServerWebSocket extends EventTarget {
     limits: WebSocketLimits,
     pending: Promise<Uint8Array> | null = null,
   ): Promise<void> {
-    const zlibLoaded = this.#deflate === null || await loadZlib().then(() => true, () => false);
+    const compression = this.#deflate === null
+      ? null
+      : await openCompression(this.#deflate, limits.maxMessage);
     this.#conn = conn;
     this.#limits = limits;
     const wasClosing = this.#state === ReadyState.CLOSING;
@@ -159,11 +161,6 @@ export class ServerWebSocket extends EventTarget {
     this.#output.start(io);
     this.#fire("open", new Event("open"));
     this.#startPings();
-    const compression = this.#deflate === null
-      ? null
-      : zlibLoaded
-      ? compressionOrNull(this.#deflate, limits.maxMessage)
-      : null;
     if (this.#deflate !== null && compression === null) {
       // Agreed before the server found this runtime's node:zlib wanting (prepareZlib()).
       this.#fail(CLOSE_CODE.INTERNAL_ERROR, "permessage-deflate is unavailable");
@@ -367,14 +364,5 @@ export class ServerWebSocket extends EventTarget {
       reportError(error);
     }
     this.dispatchEvent(event);
-  }
-}
-
-/** A socket's compression; null where this runtime's node:zlib lacks what it drives. */
-function compressionOrNull(agreement: DeflateAgreement, maxMessage: number) {
-  try {
-    return new MessageCompression(agreement, maxMessage);
-  } catch {
-    return null;
   }
 }

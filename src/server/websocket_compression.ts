@@ -52,6 +52,18 @@ export function zlibUsable(): boolean {
   return usable !== false;
 }
 
+/**
+ * A socket's compression, once node:zlib is loaded; null where it did not load or, as
+ * prepareZlib() found, lacks the handle ZlibStream drives.
+ */
+export async function openCompression(
+  agreement: DeflateAgreement,
+  maxMessage: number,
+): Promise<MessageCompression | null> {
+  const loaded = await loadZlib().then(() => true, () => false);
+  return loaded && zlibUsable() ? new MessageCompression(agreement, maxMessage) : null;
+}
+
 function handleWorks(): boolean {
   try {
     const stream = new ZlibStream("deflate", 15);
@@ -72,7 +84,7 @@ const scratch = new Uint8Array(SCRATCH_SIZE);
  * Messages shorter than this are sent as they are (RSV1 clear, §6): under it deflate saves a
  * few bytes (5% of 64 bytes of JSON) for 3–6 µs.
  */
-export const COMPRESS_FROM = 256;
+const COMPRESS_FROM = 256;
 /**
  * zlib's fastest level: 16 KiB of JSON-like text deflates at ~560 MiB/s to 1/3.5 of its size,
  * against ~130 MiB/s and 1/5.75 at zlib's default (6), which ws and python's websockets use.
@@ -210,7 +222,7 @@ export class MessageCompression {
       throw error;
     }
     if (!own) stream.reset();
-    return whole(out, produced);
+    return join(out, produced);
   }
 
   /** A message's payload deflated (tail removed), or null to send it as it is. */
@@ -221,11 +233,12 @@ export class MessageCompression {
     const stream = own ? (this.#deflater ??= newDeflater(bits)) : sharedDeflate(bits);
     const out: Uint8Array[] = [];
     const produced = stream.write(payload, out, 0, Infinity);
-    if (own) return whole(out, produced).subarray(0, produced - TAIL.length);
-    stream.reset();
-    // Without takeover no context depends on it: data deflate only grows goes as it is.
-    if (produced - TAIL.length >= payload.length) return null;
-    return whole(out, produced).subarray(0, produced - TAIL.length);
+    if (!own) {
+      stream.reset();
+      // Without takeover no context depends on it: data deflate only grows goes as it is.
+      if (produced - TAIL.length >= payload.length) return null;
+    }
+    return join(out, produced).subarray(0, produced - TAIL.length);
   }
 
   /** The socket ended: its own streams are freed. */
@@ -258,9 +271,4 @@ function sharedDeflate(bits: number): ZlibStream {
  */
 function newDeflater(bits: number): ZlibStream {
   return new ZlibStream("deflate", bits);
-}
-
-/** The pieces' bytes in an array of their own (a binary message's buffer is its data). */
-function whole(pieces: Uint8Array[], size: number): Uint8Array {
-  return pieces.length === 1 && pieces[0].length === size ? pieces[0] : join(pieces, size);
 }

@@ -5,6 +5,7 @@
 
 import { BufferPool, connectionBuffers } from "./buffer_pool.ts";
 import { frameHeaderSize, writeFrameHeader } from "../http/websocket_frames.ts";
+import type { Writer } from "./output.ts";
 
 /**
  * Chunks for the bytes of a large frame (at most 8 kept): a message of a power of two up to
@@ -29,9 +30,7 @@ interface Deferred {
 type Entry = Chunk | Deferred;
 
 /** The socket's side of the connection: writes that may each take part of what they are given. */
-export interface Writer {
-  write(bytes: Uint8Array): Promise<number>;
-}
+export type { Writer };
 
 export class FrameOutput {
   readonly #entries: Entry[] = [];
@@ -60,13 +59,14 @@ export class FrameOutput {
     this.#schedule();
   }
 
-  /** Copies a frame in: its header, then `payload`. */
-  frame(opcode: number, payload: Uint8Array, fin = true): void {
+  /** Copies a whole message's frame in: its header, then `payload`. */
+  frame(opcode: number, payload: Uint8Array): void {
     if (this.#stopped) return;
     const n = payload.length;
-    this.#queued += frameHeaderSize(n) + n;
-    let tail = this.#room(frameHeaderSize(n), frameHeaderSize(n) + n);
-    tail.fill += writeFrameHeader(tail.buf, tail.fill, opcode, n, fin);
+    const headerSize = frameHeaderSize(n);
+    this.#queued += headerSize + n;
+    let tail = this.#room(headerSize, headerSize + n);
+    tail.fill += writeFrameHeader(tail.buf, tail.fill, opcode, n);
     for (let at = 0; at < n;) {
       if (tail.fill === tail.buf.length) tail = this.#room(1, n - at);
       const take = Math.min(n - at, tail.buf.length - tail.fill);
