@@ -208,6 +208,8 @@ export interface SoakReport {
   attack: AttackOptions;
   slowBodies: SlowBodyReport;
   tinyChunks: TinyChunkReport;
+  /** What the server logged that could explain a client's error (Child.notes). */
+  serverNotes: string[];
 }
 
 const encoder = new TextEncoder();
@@ -373,8 +375,17 @@ interface Child {
   process: Deno.ChildProcess;
   port: number;
   stderrTail: string[];
+  /** The server's lines that say why a well-behaved client could have been cut off. */
+  notes: string[];
   drained: Promise<void>;
 }
+
+/**
+ * A stalled loop, or a body or response cut off after kilobytes had moved: an attacker's
+ * trickle never moves that much, so these are about the load's clients.
+ */
+const NOTABLE =
+  /Event loop blocked|(stalled|minimum rate), \d{4,} bytes|Write (timed out|too slow)/;
 
 async function startServer(extra: string[]): Promise<Child> {
   const process = new Deno.Command(Deno.execPath(), {
@@ -395,6 +406,7 @@ async function startServer(extra: string[]): Promise<Child> {
     stderr: "piped",
   }).spawn();
   const stderrTail: string[] = [];
+  const notes: string[] = [];
   let ready!: (port: number) => void;
   let failed!: (error: Error) => void;
   const listening = new Promise<number>((resolve, reject) => {
@@ -413,6 +425,7 @@ async function startServer(extra: string[]): Promise<Child> {
         if (url) ready(Number(url[1]));
         stderrTail.push(line);
         if (stderrTail.length > 20) stderrTail.shift();
+        if (NOTABLE.test(line) && notes.length < 20) notes.push(line);
       }
     }
     failed(new Error(`The server exited before listening:\n${stderrTail.join("\n")}`));
@@ -420,7 +433,7 @@ async function startServer(extra: string[]): Promise<Child> {
   const timer = setTimeout(() => failed(new Error("The server did not start in 20 s")), 20_000);
   try {
     const port = await listening;
-    return { process, port, stderrTail, drained };
+    return { process, port, stderrTail, notes, drained };
   } finally {
     clearTimeout(timer);
   }
@@ -519,6 +532,7 @@ export async function soak(options: SoakOptions): Promise<SoakReport> {
       closes: {},
     },
     tinyChunks: { served: { whole: 0, stream: 0 }, errors: 0, errorSamples: [], alone: [] },
+    serverNotes: child.notes,
   };
   const port = child.port;
   const tiny = report.tinyChunks;
@@ -960,6 +974,9 @@ export function formatReport(r: SoakReport): string {
         }× the body) in ${ms(m.ms)}`
       ),
     );
+  }
+  if (r.serverNotes.length > 0) {
+    lines.push("  the server said", ...r.serverNotes.map((line) => `    ${line}`));
   }
   return lines.join("\n");
 }

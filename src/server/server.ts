@@ -4,7 +4,7 @@
 // close idle connections, let active ones finish).
 
 import { Connection, ConnState, type Engine } from "./connection.ts";
-import { httpDate } from "./clock.ts";
+import { coarseNow, httpDate } from "./clock.ts";
 import type { ConnectionInfo } from "../tsgi/environ.ts";
 import { DescriptorReserve, isOutOfDescriptors } from "./fd_reserve.ts";
 import { RateLimitedLog } from "./log.ts";
@@ -225,7 +225,7 @@ export class Server {
     // the scan of idle connections below: else it would be dropped unread on exit.
     await Promise.all(this.#acceptLoops);
     for (const { conn } of this.#pending.splice(0)) closeQuietly(conn);
-    const now = Date.now();
+    const now = coarseNow();
     for (const connection of this.#connections) {
       // A WebSocket is told the server is going (1001) and closes within its handshake's time.
       connection.goingAway();
@@ -377,8 +377,9 @@ export class Server {
   }
 
   #sweep(): void {
-    const now = Date.now();
-    this.#noticeStall(now);
+    this.#noticeStall(Date.now());
+    // Deadlines were set on the deadline clock, which leaves out time the process did not run.
+    const now = coarseNow();
     for (const connection of this.#connections) {
       if (connection.expired(now)) connection.expire(now);
     }
