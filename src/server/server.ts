@@ -224,7 +224,16 @@ export class Server {
     // A connection the runtime accepted as the listener closed is handed over now, not after
     // the scan of idle connections below: else it would be dropped unread on exit.
     await Promise.all(this.#acceptLoops);
-    for (const { conn } of this.#pending.splice(0)) closeQuietly(conn);
+    // Those still waiting for a slot were never read: a 503 tells them (and a proxy) to try
+    // again, where closing them would reset a request already sent.
+    const lingerMs = Math.max(Math.min(BUSY_LINGER_MS, gracefulMs), SHED_LINGER_MS);
+    const waiting = this.#pending.splice(0);
+    const refused = waiting.map(({ conn }) => rejectBusy(conn, lingerMs));
+    if (waiting.length > 0) {
+      this.engine.errorLog.info(
+        `Stopping: 503 sent to ${waiting.length} connection(s) still waiting for a slot`,
+      );
+    }
     const now = coarseNow();
     for (const connection of this.#connections) {
       // A WebSocket is told the server is going (1001) and closes within its handshake's time.
@@ -249,6 +258,7 @@ export class Server {
         for (const connection of this.#connections) connection.close();
       }
     }
+    await Promise.all(refused);
     clearInterval(this.#sweeper);
     await Promise.all(this.#acceptLoops);
     this.#releaseDescriptors();

@@ -58,3 +58,33 @@ Deno.test("server drops a client that stops reading after --write-timeout and cl
     conn.close();
   }, { writeTimeout: 0.5 });
 });
+
+Deno.test("a graceful stop answers connections still waiting for a slot with 503, not a reset", async () => {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let started!: () => void;
+  const serving = new Promise<void>((resolve) => (started = resolve));
+  const slow: App = async (_environ, startResponse) => {
+    started();
+    await released;
+    startResponse("200 OK", [["Content-Type", "text/plain"]]);
+    return ["done"];
+  };
+  await withServer(slow, async ({ port, handle, errors }) => {
+    const busy = rawExchange(port, ["GET /busy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]);
+    await serving;
+    const waiting = rawExchange(port, [
+      "POST /queued HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    ]);
+    assert.ok(await waitFor(() => handle.server.pendingCount === 1), "the second one waits");
+    const stopped = handle.shutdown(5000);
+    const refused = parseResponses(await waiting);
+    assert.equal(refused.length, 1, "the waiting connection got an answer");
+    assert.equal(refused[0].status, 503);
+    assert.equal(refused[0].headers["retry-after"], "1");
+    release();
+    assert.equal(parseResponses(await busy)[0].status, 200, "the one in progress finished");
+    await stopped;
+    assert.match(errors.text, /503 sent to 1 connection\(s\) still waiting/);
+  }, { maxConnections: 1, maxPending: 4 });
+});
