@@ -52,6 +52,8 @@ interface Options {
   fetch: boolean;
   /** V8 flags for tsgi only (docs/performance.md, the young generation); the run is not kept. */
   tsgiV8Flags: string | null;
+  /** --only left scenarios out: the run is a probe, not kept either. */
+  onlySome: boolean;
 }
 
 /** Where --fetch runs go: the table of record (latest.json, docs/benchmarks.md) is TSGI apps. */
@@ -62,8 +64,9 @@ const USAGE = `Usage: deno run -A bench/run.ts [options]
   --repeats N           repeats per server and scenario
   --duration S          seconds of measurement per run (whole seconds)
   --warmup S            seconds of unmeasured load before each run (default 1)
-  --only a,b            scenarios: ${SCENARIOS.map((s) => s.id).join(",")}
-  --servers a,b         servers: ${ALL_SERVERS.join(",")}
+  --only a,b            scenarios: ${SCENARIOS.map((s) => s.id).join(",")} (a partial run
+                        prints its table and writes no results file)
+  --servers a,b         servers: ${ALL_SERVERS.join(",")} (without tsgi and deno, likewise)
   --no-pin              do not pin server and wrk to CPUs with taskset
   --fetch               tsgi serves apps/bench_fetch.ts, the handler Deno.serve runs, in every
                         scenario; writes bench/results/fetch.json only
@@ -106,6 +109,7 @@ export function parseOptions(args: string[]): Options {
     pin: true,
     fetch: false,
     tsgiV8Flags: null,
+    onlySome: false,
   };
   const ids = SCENARIOS.map((s) => s.id);
   for (let i = 0; i < args.length; i++) {
@@ -122,6 +126,7 @@ export function parseOptions(args: string[]): Options {
     else if (flag === "--only") {
       const only: ScenarioId[] = pickList(flag, args[++i], ids);
       options.scenarios = SCENARIOS.filter((s) => only.includes(s.id));
+      options.onlySome = options.scenarios.length < SCENARIOS.length;
     } else if (flag === "--servers") options.servers = pickList(flag, args[++i], ALL_SERVERS);
     else if (flag === "--no-pin") options.pin = false;
     else if (flag === "--fetch") options.fetch = true;
@@ -373,12 +378,14 @@ async function main(): Promise<void> {
       }
     }
   }
-  if (options.tsgiV8Flags !== null) {
-    console.log(
-      `\n${
-        consoleTable(results)
-      }\n\nbench: tsgi ran with --v8-flags=${options.tsgiV8Flags}; no file written`,
-    );
+  // A partial run is a probe, not the table of record: writing it would drop the rest.
+  const partial = options.onlySome || !options.servers.includes("tsgi") ||
+    !options.servers.includes("deno");
+  if (options.tsgiV8Flags !== null || partial) {
+    const why = partial
+      ? "not every scenario and server ran"
+      : `tsgi ran with --v8-flags=${options.tsgiV8Flags}`;
+    console.log(`\n${consoleTable(results)}\n\nbench: ${why}; no file written`);
     return;
   }
   const file = options.fetch ? FETCH_RESULTS_FILE : RESULTS_FILE;

@@ -302,7 +302,7 @@ class Guard {
       });
     const isBytes = (v: unknown) => v instanceof Uint8Array;
     const isLines = (v: unknown) => Array.isArray(v) && v.every(isBytes);
-    return {
+    const checked: Input = {
       read: (size?: number) => {
         this.#inputCall("read()", size);
         return result("read()", input.read(size), isBytes);
@@ -320,6 +320,19 @@ class Guard {
         return input[Symbol.asyncIterator]();
       },
     };
+    // tsgi's addition, only where the input has it: the app's feature test must see the truth.
+    const readInto = input.readInto;
+    if (typeof readInto === "function") {
+      checked.readInto = (buf: Uint8Array) => {
+        if (!(buf instanceof Uint8Array)) {
+          fail("input-args", `tsgi.input readInto() takes a Uint8Array, got ${describe(buf)}`);
+        }
+        const room = buf.length;
+        const n = readInto.call(input, buf);
+        return result("readInto()", n, (n) => Number.isInteger(n) && n >= 0 && n <= room);
+      };
+    }
+    return checked;
   }
 
   #inputCall(what: string, size: unknown): void {

@@ -153,6 +153,11 @@ export class Connection implements ClosePolicy {
   #bodyClock: TransferClock | null = null;
   /** Fails the body read in progress, when its clock runs out. */
   #cancelBodyWait: ((error: Error) => void) | null = null;
+  /**
+   * The socket read in flight is into the app's own memory (tsgi.input.readInto): it must be
+   * stopped before the app is told its read failed, or it could land there afterwards.
+   */
+  #readingIntoApp = false;
   /** The WebSocket the current request may become (an Upgrade: websocket request). */
   #upgrade: UpgradeOffer | null = null;
   /** The head of the request being served, for log lines. */
@@ -358,6 +363,8 @@ export class Connection implements ClosePolicy {
     if (body !== null && bodyVerdict !== RateVerdict.Ok && this.#cancelBodyWait !== null) {
       const detail = describeSlow(bodyVerdict, body, now);
       log.info(`Request body too slow from ${peer}: ${detail}`);
+      // The connection closes after this, so no read of it is wanted again.
+      if (this.#readingIntoApp) this.#io.cancelRead();
       // The app's read fails with it: 408 if nothing was sent yet; the connection closes.
       this.#cancelBodyWait(new BodyTimeoutError(detail));
       return;
@@ -465,8 +472,13 @@ export class Connection implements ClosePolicy {
     return n;
   }
 
+  /** BodySource.canReadIntoApp: the socket's read in flight can be stopped (socket_io.ts). */
+  get canReadIntoApp(): boolean {
+    return this.#io.canCancelRead;
+  }
+
   /** BodySource.readInto(): a read past the buffer, for large bodies. */
-  async readInto(dest: Uint8Array): Promise<number | null> {
+  async readInto(dest: Uint8Array, appOwned = false): Promise<number | null> {
     const backlog = this.#out.flushBehind();
     if (backlog) await backlog;
     if (this.#reading instanceof Promise || this.end > this.start) {
@@ -474,7 +486,13 @@ export class Connection implements ClosePolicy {
       return this.#ended && this.end === this.start ? null : 0;
     }
     if (this.#ended) return null;
-    return await this.#waitBody(this.#readSocket(dest));
+    if (!appOwned) return await this.#waitBody(this.#readSocket(dest));
+    this.#readingIntoApp = true;
+    try {
+      return await this.#waitBody(this.#readSocket(dest));
+    } finally {
+      this.#readingIntoApp = false;
+    }
   }
 
   /**

@@ -12,11 +12,19 @@ export interface SocketIo {
   read(buf: Uint8Array): Promise<number>;
   /** Bytes written from `buf` (maybe fewer than its length). */
   write(buf: Uint8Array): Promise<number>;
+  /** Whether cancelRead() is there: the runtime's op is. */
+  readonly canCancelRead: boolean;
+  /**
+   * Stops the read in flight before it puts a byte into its buffer (it rejects), and every
+   * later read of the socket. Only where canCancelRead says so.
+   */
+  cancelRead(): void;
 }
 
 interface CoreOps {
   read(rid: number, buf: Uint8Array): Promise<number>;
   write(rid: number, buf: Uint8Array): Promise<number>;
+  cancelRead?: (rid: number) => void;
 }
 
 const RID = "Deno.internal.rid";
@@ -65,6 +73,14 @@ class DirectIo implements SocketIo {
     return this.#core.read(this.#rid, buf);
   }
 
+  get canCancelRead(): boolean {
+    return typeof this.#core.cancelRead === "function";
+  }
+
+  cancelRead(): void {
+    this.#core.cancelRead?.(this.#rid);
+  }
+
   write(buf: Uint8Array): Promise<number> {
     return this.#core.write(this.#rid, buf);
   }
@@ -80,6 +96,12 @@ class ConnIo implements SocketIo {
 
   read(buf: Uint8Array): Promise<number> {
     return this.#conn.read(buf).then(endAsZero);
+  }
+
+  readonly canCancelRead = false;
+
+  cancelRead(): void {
+    throw new Error("Deno.Conn has no way to cancel a read");
   }
 
   write(buf: Uint8Array): Promise<number> {

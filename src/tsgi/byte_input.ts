@@ -60,6 +60,18 @@ export abstract class ByteInput implements Input {
   }
 
   /**
+   * The next piece, at most `buf.length` bytes, copied to the start of `buf`; 0 at the end.
+   * Sources that can put bytes straight into the caller's memory do better (input.ts).
+   */
+  async readInto(buf: Uint8Array): Promise<number> {
+    checkReadInto(buf);
+    const piece = await this.#take(buf.length);
+    if (piece === null) return 0;
+    buf.set(piece);
+    return piece.length;
+  }
+
+  /**
    * The next piece as it came, at most `max` bytes; empty at the end. Not part of the TSGI
    * contract: for readers that take chunks of any size (a fetch Request's body stream), which
    * read() would make wait for `max` bytes and copy the pieces together.
@@ -129,6 +141,19 @@ export abstract class ByteInput implements Input {
   /** Keeps what a source produced beyond what was asked for, for the next read. */
   protected keep(rest: Uint8Array): void {
     this.#pending = rest;
+  }
+}
+
+/**
+ * readInto()'s argument: a Uint8Array with room, since 0 means the end. The app's mistake, so
+ * a TypeError it sees, not a status.
+ */
+export function checkReadInto(buf: unknown): asserts buf is Uint8Array {
+  if (!(buf instanceof Uint8Array)) {
+    throw new TypeError(`tsgi.input.readInto() takes a Uint8Array, got ${typeof buf}`);
+  }
+  if (buf.length === 0) {
+    throw new TypeError("tsgi.input.readInto() needs room for at least one byte");
   }
 }
 

@@ -4,7 +4,7 @@
 import { ChunkedDecoder } from "../http/chunked.ts";
 import { HttpError } from "../http/errors.ts";
 import { BodyKind, type HeadLimits, type RequestHead } from "../http/parser.ts";
-import { ByteInput, EMPTY } from "./byte_input.ts";
+import { ByteInput, checkReadInto, EMPTY } from "./byte_input.ts";
 import type { Input } from "./types.ts";
 
 /** The connection's side of a body: its unread bytes are buf[start, end). */
@@ -17,8 +17,11 @@ export interface BodySource {
   /**
    * Reads from the socket straight into `dest`, past the buffer, when the buffer is empty and
    * no read is in flight: bytes read, 0 when they went to the buffer instead, null at the end.
+   * `appOwned`: `dest` is the app's, so nothing may land in it once the promise settles.
    */
-  readInto(dest: Uint8Array): Promise<number | null>;
+  readInto(dest: Uint8Array, appOwned?: boolean): Promise<number | null>;
+  /** Whether readInto() may be given the app's memory (its read in flight can be stopped). */
+  readonly canReadIntoApp: boolean;
   /** Called once, before the first body byte is asked for, when the client expects 100. */
   sendContinue(): Promise<void>;
 }
@@ -50,6 +53,14 @@ const DIRECT_READ_MAX = 128 * 1024;
 /** The input of a bodiless request: always at its end. Stateless, so one serves all. */
 export const EMPTY_INPUT: Input = Object.freeze({
   read: () => Promise.resolve(EMPTY),
+  readInto: (buf: Uint8Array) => {
+    try {
+      checkReadInto(buf);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return Promise.resolve(0);
+  },
   readline: () => Promise.resolve(EMPTY),
   readlines: () => Promise.resolve([]),
   async *[Symbol.asyncIterator]() {},
@@ -142,6 +153,37 @@ export class RequestInput extends ByteInput {
       return super.read(size);
     }
     return this.#readAtLeast(Math.min(size, this.#remaining + this.pendingBytes));
+  }
+
+  /**
+   * On a fixed-length body with nothing buffered, the socket reads straight into the app's
+   * `buf`: no array is allocated, cleared or copied. The connection guarantees the read cannot
+   * land in `buf` after the promise settles, a 408 included (BodySource.canReadIntoApp).
+   */
+  override async readInto(buf: Uint8Array): Promise<number> {
+    checkReadInto(buf);
+    const source = this.#source;
+    if (
+      this.#remaining === 0 || this.#decoder !== null || this.#continuePending ||
+      this.#failure !== null || this.pendingBytes > 0 || source.start !== source.end ||
+      !source.canReadIntoApp
+    ) {
+      return super.readInto(buf);
+    }
+    const dest = buf.length > this.#remaining ? buf.subarray(0, this.#remaining) : buf;
+    let n: number | null;
+    try {
+      n = await source.readInto(dest, true);
+      if (n === null) throw new ClientGoneError();
+    } catch (error) {
+      this.#failure = error as Error;
+      throw error;
+    }
+    // The bytes went to the connection's buffer (a read was already in flight there).
+    if (n === 0) return super.readInto(buf);
+    this.#remaining -= n;
+    if (this.#remaining === 0) this.#done = true;
+    return n;
   }
 
   /** `n` body bytes (the ones taken and not read first) as one array; more are kept. */

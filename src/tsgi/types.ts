@@ -18,6 +18,13 @@ export type StartResponse = (
 export interface Input extends AsyncIterable<Uint8Array> {
   /** Up to `size` bytes (all that is left when omitted); empty at the end. */
   read(size?: number): Promise<Uint8Array>;
+  /**
+   * tsgi's addition to TSGI 1.0, which its servers always provide (optional here, so that an
+   * Input built by middleware or another server still type-checks): the bytes that are there
+   * now, at least one, up to `buf.length`, placed at the start of the caller's `buf`; how many,
+   * 0 at the end only.
+   */
+  readInto?(buf: Uint8Array): Promise<number>;
   /** One line, through its LF, of at most `size` bytes; empty at the end. */
   readline(size?: number): Promise<Uint8Array>;
   /** Lines until the end, or until about `hint` bytes have been read. */

@@ -208,6 +208,26 @@ Deno.test('validate() rule "input-args": tsgi.input sizes are integers', async (
   }
 });
 
+Deno.test('validate() rule "input-args": readInto() takes a Uint8Array', async () => {
+  await assertCaught(async (environ, startResponse) => {
+    await environ["tsgi.input"].readInto?.(new ArrayBuffer(8) as unknown as Uint8Array);
+    return ok(environ, startResponse);
+  }, "input-args");
+});
+
+Deno.test("validate() passes readInto() through only where the input has it", () => {
+  let seen: Environ | null = null;
+  const spy = validate((environ, startResponse) => {
+    seen = environ;
+    return ok(environ, startResponse);
+  });
+  const { readInto: _, ...withoutReadInto } = EMPTY_INPUT;
+  for (const [input, has] of [[EMPTY_INPUT, true], [withoutReadInto, false]] as const) {
+    spy(fakeEnviron({ "tsgi.input": input }), noStart);
+    assert.equal(typeof (seen as Environ | null)?.["tsgi.input"].readInto === "function", has);
+  }
+});
+
 Deno.test('validate() rule "errors-write": tsgi.errors takes strings', async () => {
   await assertCaught((environ, startResponse) => {
     environ["tsgi.errors"].write(42 as unknown as string);
@@ -251,6 +271,18 @@ Deno.test('validate() rule "server-input": tsgi.input resolves to bytes', async 
   const input = { ...EMPTY_INPUT, read: () => Promise.resolve("text" as unknown as Uint8Array) };
   const app = validate(async (environ, startResponse) => {
     await environ["tsgi.input"].read();
+    return ok(environ, startResponse);
+  });
+  await assert.rejects(
+    Promise.resolve(app(fakeEnviron({ "tsgi.input": input }), noStart)),
+    (error) => error instanceof ValidationError && error.rule === "server-input",
+  );
+});
+
+Deno.test('validate() rule "server-input": readInto() resolves to a count that fits', async () => {
+  const input = { ...EMPTY_INPUT, readInto: () => Promise.resolve(9) };
+  const app = validate(async (environ, startResponse) => {
+    await environ["tsgi.input"].readInto?.(new Uint8Array(8));
     return ok(environ, startResponse);
   });
   await assert.rejects(

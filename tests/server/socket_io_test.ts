@@ -74,3 +74,25 @@ Deno.test("socket I/O: a read on a closed socket rejects, as Deno.Conn's does", 
     close();
   }
 });
+
+Deno.test("socket I/O: cancelRead() stops the read in flight before a byte lands in its array", async () => {
+  const { client, server, close } = await pair();
+  try {
+    const io = socketIo(server);
+    assert(io.canCancelRead, "this runtime has the op (the server's readInto() relies on it)");
+    const buf = new Uint8Array(16);
+    const pending = io.read(buf).then(() => "read", () => "rejected");
+    io.cancelRead();
+    await client.write(new TextEncoder().encode("late"));
+    assertEquals(await pending, "rejected");
+    // The late bytes had their chance to be read: a second socket carries a round trip first.
+    const other = await pair();
+    await other.client.write(new Uint8Array([1]));
+    await other.server.read(new Uint8Array(1));
+    other.close();
+    assertEquals([...buf], new Array(16).fill(0));
+  } finally {
+    close();
+  }
+  assertEquals(socketIo(publicOnly(server)).canCancelRead, false);
+});

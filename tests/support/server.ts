@@ -81,7 +81,11 @@ export async function rawExchange(
   })();
   try {
     for (const piece of pieces) {
-      await conn.write(typeof piece === "string" ? bytes(piece) : piece).catch(() => 0);
+      // A write may take part of a large piece: the rest follows, unless the server closed.
+      const all = typeof piece === "string" ? bytes(piece) : piece;
+      for (let at = 0, n = 1; at < all.length && n > 0; at += n) {
+        n = await conn.write(all.subarray(at)).catch(() => 0);
+      }
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));

@@ -57,6 +57,8 @@ class ReadySource implements BodySource {
     return Promise.resolve(n > 0);
   }
 
+  readonly canReadIntoApp: boolean = true;
+
   readInto(dest: Uint8Array): Promise<number | null> {
     if (this.start < this.end) return Promise.resolve(0);
     const n = this.#take(dest);
@@ -87,3 +89,65 @@ for (const size of [20_000, 65_536 + 20_000, 131_072 + 20_000, 200_003]) {
     assert.equal(source.taken, size);
   });
 }
+
+for (const size of [1, 20_000, 65_536 + 20_000, 200_003]) {
+  Deno.test(`readInto() of a ${size}-byte body fills the caller's array, never past the body`, async () => {
+    const next = new TextEncoder().encode("GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    const wire = new Uint8Array(size + next.length);
+    for (let i = 0; i < size; i++) wire[i] = i % 251;
+    wire.set(next, size);
+    const source = new ReadySource(wire);
+    const input = new RequestInput(source, head(size), 0, LIMITS);
+    const buf = new Uint8Array(48 * 1024);
+    let total = 0;
+    for (let n = await input.readInto(buf); n > 0; n = await input.readInto(buf)) {
+      assert.ok(n <= buf.length);
+      for (let i = 0; i < n; i++) assert.equal(buf[i], (total + i) % 251);
+      total += n;
+    }
+    assert.equal(total, size);
+    assert.equal(await input.readInto(buf), 0, "the end stays the end");
+    assert.equal(input.finished, true);
+    assert.equal(source.taken, size);
+  });
+}
+
+Deno.test("readInto() after readline() gives the rest of the piece first, then the socket's", async () => {
+  const body = new TextEncoder().encode("line one\n" + "x".repeat(30_000));
+  const source = new ReadySource(body);
+  const input = new RequestInput(source, head(body.length), 0, LIMITS);
+  assert.equal(new TextDecoder().decode(await input.readline()), "line one\n");
+  const buf = new Uint8Array(100_000);
+  let total = 0;
+  for (let n = await input.readInto(buf.subarray(total)); n > 0;) {
+    total += n;
+    n = await input.readInto(buf.subarray(total));
+  }
+  assert.equal(total, 30_000);
+  assert.ok(buf.subarray(0, total).every((b) => b === 0x78));
+});
+
+Deno.test("readInto() refuses what is not a Uint8Array with room", async () => {
+  const input = new RequestInput(new ReadySource(new Uint8Array(10)), head(10), 0, LIMITS);
+  await assert.rejects(() => input.readInto(new Uint8Array(0)), TypeError);
+  await assert.rejects(() => input.readInto([1, 2] as unknown as Uint8Array), TypeError);
+  assert.equal(await input.readInto(new Uint8Array(64)), 10, "and the body is still whole");
+});
+
+Deno.test("readInto() never hands the app's array to a connection that cannot stop a read", async () => {
+  const body = new Uint8Array(100_000).fill(0x61);
+  const appArrays: Uint8Array[] = [];
+  const source = new (class extends ReadySource {
+    override readonly canReadIntoApp = false;
+    override readInto(dest: Uint8Array, appOwned?: boolean): Promise<number | null> {
+      if (appOwned) appArrays.push(dest);
+      return super.readInto(dest);
+    }
+  })(body);
+  const input = new RequestInput(source, head(body.length), 0, LIMITS);
+  const buf = new Uint8Array(64 * 1024);
+  let total = 0;
+  for (let n = await input.readInto(buf); n > 0; n = await input.readInto(buf)) total += n;
+  assert.equal(total, body.length);
+  assert.equal(appArrays.length, 0);
+});
