@@ -154,10 +154,11 @@ export class Connection implements ClosePolicy {
   /** Fails the body read in progress, when its clock runs out. */
   #cancelBodyWait: ((error: Error) => void) | null = null;
   /**
-   * The socket read in flight is into the app's own memory (tsgi.input.readInto): it must be
-   * stopped before the app is told its read failed, or it could land there afterwards.
+   * Socket reads in flight into the app's own memory (tsgi.input.readInto; more than one only
+   * if the app reads concurrently): they must be stopped before the app is told its read
+   * failed, or one could land there afterwards.
    */
-  #readingIntoApp = false;
+  #readsIntoApp = 0;
   /** The WebSocket the current request may become (an Upgrade: websocket request). */
   #upgrade: UpgradeOffer | null = null;
   /** The head of the request being served, for log lines. */
@@ -364,7 +365,7 @@ export class Connection implements ClosePolicy {
       const detail = describeSlow(bodyVerdict, body, now);
       log.info(`Request body too slow from ${peer}: ${detail}`);
       // The connection closes after this, so no read of it is wanted again.
-      if (this.#readingIntoApp) this.#io.cancelRead();
+      if (this.#readsIntoApp > 0) this.#io.cancelRead();
       // The app's read fails with it: 408 if nothing was sent yet; the connection closes.
       this.#cancelBodyWait(new BodyTimeoutError(detail));
       return;
@@ -487,11 +488,11 @@ export class Connection implements ClosePolicy {
     }
     if (this.#ended) return null;
     if (!appOwned) return await this.#waitBody(this.#readSocket(dest));
-    this.#readingIntoApp = true;
+    this.#readsIntoApp++;
     try {
       return await this.#waitBody(this.#readSocket(dest));
     } finally {
-      this.#readingIntoApp = false;
+      this.#readsIntoApp--;
     }
   }
 
