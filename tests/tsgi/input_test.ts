@@ -70,14 +70,19 @@ class ReadySource implements BodySource {
   }
 }
 
+/** A `size`-byte body (byte i is i mod 251) with the next request right behind it. */
+function bodyThenNextRequest(size: number): { source: ReadySource; input: RequestInput } {
+  const next = new TextEncoder().encode("GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+  const wire = new Uint8Array(size + next.length);
+  for (let i = 0; i < size; i++) wire[i] = i % 251;
+  wire.set(next, size);
+  const source = new ReadySource(wire);
+  return { source, input: new RequestInput(source, head(size), 0, LIMITS) };
+}
+
 for (const size of [20_000, 65_536 + 20_000, 131_072 + 20_000, 200_003]) {
   Deno.test(`read(65536) of a ${size}-byte body leaves the next request where it was`, async () => {
-    const next = new TextEncoder().encode("GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
-    const wire = new Uint8Array(size + next.length);
-    for (let i = 0; i < size; i++) wire[i] = i % 251;
-    wire.set(next, size);
-    const source = new ReadySource(wire);
-    const input = new RequestInput(source, head(size), 0, LIMITS);
+    const { source, input } = bodyThenNextRequest(size);
     let total = 0;
     for (let chunk = await input.read(65536); chunk.length > 0; chunk = await input.read(65536)) {
       for (let i = 0; i < chunk.length; i++) assert.equal(chunk[i], (total + i) % 251);
@@ -92,12 +97,7 @@ for (const size of [20_000, 65_536 + 20_000, 131_072 + 20_000, 200_003]) {
 
 for (const size of [1, 20_000, 65_536 + 20_000, 200_003]) {
   Deno.test(`readInto() of a ${size}-byte body fills the caller's array, never past the body`, async () => {
-    const next = new TextEncoder().encode("GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
-    const wire = new Uint8Array(size + next.length);
-    for (let i = 0; i < size; i++) wire[i] = i % 251;
-    wire.set(next, size);
-    const source = new ReadySource(wire);
-    const input = new RequestInput(source, head(size), 0, LIMITS);
+    const { source, input } = bodyThenNextRequest(size);
     const buf = new Uint8Array(48 * 1024);
     let total = 0;
     for (let n = await input.readInto(buf); n > 0; n = await input.readInto(buf)) {
