@@ -65,9 +65,10 @@ const MAX_CONTROL_PAYLOAD = 125;
 const FIRST_PAYLOAD = 64 * 1024;
 /**
  * Payload bytes allocated before they arrived, across every decoder of the process. A frame
- * that fits in what is left gets its whole buffer at once, which the socket then reads straight
- * into; past it, a buffer grows with the bytes that come. A header is 14 bytes and a declared
- * 16 MiB is free to claim: this bounds what headers alone can make the server hold.
+ * that fits in half of what is left gets its whole buffer at once, which the socket then reads
+ * straight into; past it, a buffer grows with the bytes that come. A header is 14 bytes and a
+ * declared 16 MiB is free to claim: this bounds what headers alone can make the server hold,
+ * and the half keeps clients that declare much and send nothing from taking all of it.
  */
 const AHEAD_BUDGET = 16 * 1024 * 1024;
 let aheadInUse = 0;
@@ -331,7 +332,7 @@ export class FrameDecoder {
   #firstSize(): number {
     const length = this.#length;
     if (length <= FIRST_PAYLOAD) return length;
-    if (length > AHEAD_BUDGET - aheadInUse) return FIRST_PAYLOAD;
+    if (length > (AHEAD_BUDGET - aheadInUse) / 2) return FIRST_PAYLOAD;
     this.#ahead = length;
     aheadInUse += length;
     return length;

@@ -264,13 +264,21 @@ Deno.test("FrameDecoder: a large frame is the same pushed in odd pieces or read 
 Deno.test("FrameDecoder: declared lengths claim a shared budget, and dispose() returns it", () => {
   const header = (length: number) =>
     Uint8Array.of(0x82, 0xff, 0, 0, 0, 0, length >>> 24, (length >> 16) & 0xff, 0, 0, 1, 2, 3, 4);
-  const claimer = new FrameDecoder(32 << 20);
-  claimer.push(header(16 << 20));
-  // The budget is taken: the next large frame's buffer grows with its bytes, no room to read to.
+  // No frame takes more than half of what is left: 16 MiB declared is not claimed at all.
+  const greedy = new FrameDecoder(32 << 20);
+  greedy.push(header(16 << 20));
+  assert.equal(greedy.room(1), null);
+  const claimers = [8, 4, 2].map((mib) => {
+    const claimer = new FrameDecoder(32 << 20);
+    claimer.push(header(mib << 20));
+    assert.equal(claimer.room(1)?.length, mib << 20, `${mib} MiB fits in half of what is left`);
+    return claimer;
+  });
+  // 2 MiB is left: the next large frame's buffer grows with its bytes, no room to read to.
   const grower = new FrameDecoder(32 << 20);
-  grower.push(header(1 << 20));
+  grower.push(header(2 << 20));
   assert.equal(grower.room(1), null);
-  claimer.dispose();
+  for (const claimer of [greedy, ...claimers]) claimer.dispose();
   const claimant = new FrameDecoder(32 << 20);
   claimant.push(header(1 << 20));
   assert.equal(claimant.room(1)?.length, 1 << 20);
