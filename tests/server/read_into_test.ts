@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import type { App, Input } from "../../src/tsgi/types.ts";
 import { BodyTimeoutError } from "../../src/tsgi/input.ts";
+import type { ServeOptions } from "../../src/server/serve.ts";
+import { hasOpenssl, makeCertificate } from "../support/tls.ts";
 import {
   bytes,
   concat,
@@ -80,7 +82,15 @@ Deno.test("readInto(): a chunked body, cut anywhere, reads the same", async () =
   });
 });
 
-Deno.test("readInto(): after a 408, bytes that come later never land in the app's array", async () => {
+/**
+ * A body that stalls after its first bytes, so readInto()'s read waits on the socket, into the
+ * app's array, until --body-timeout cuts it off; then more bytes come. True when none of them
+ * landed in the array once the app's read had failed.
+ */
+async function untouchedAfter408(
+  connect: (port: number) => Promise<Deno.Conn>,
+  options: ServeOptions = {},
+): Promise<boolean> {
   const SENTINEL = 0xee;
   const buf = new Uint8Array(64 * 1024).fill(SENTINEL);
   let failed!: (error: unknown) => void;
@@ -105,7 +115,7 @@ Deno.test("readInto(): after a 408, bytes that come later never land in the app'
     return ["unexpected"];
   };
   await withServer(app, async ({ port }) => {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const conn = await connect(port);
     await conn.write(bytes("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nfirst"));
     assert.ok((await readFailed) instanceof BodyTimeoutError, "the stalled read failed with 408");
     await conn.write(new Uint8Array(50_000).fill(0x4c));
@@ -116,8 +126,35 @@ Deno.test("readInto(): after a 408, bytes that come later never land in the app'
     assert.ok(
       n !== null && new TextDecoder().decode(reply.subarray(0, n)).startsWith("HTTP/1.1 408"),
     );
-    assert.ok(untouched, "a read cut off by the timeout wrote into the app's array afterwards");
-  }, { bodyTimeout: 0.5, logLevel: "info" });
+  }, { bodyTimeout: 0.5, logLevel: "info", ...options });
+  return untouched;
+}
+
+Deno.test("readInto(): after a 408, bytes that come later never land in the app's array", async () => {
+  const connect = (port: number) => Deno.connect({ hostname: "127.0.0.1", port });
+  assert.ok(
+    await untouchedAfter408(connect),
+    "a read cut off by the timeout wrote into the app's array afterwards",
+  );
+});
+
+Deno.test({
+  name: "readInto(): over HTTPS too, no byte lands in the app's array after a 408",
+  ignore: !hasOpenssl() && (console.log("skipped: openssl is not installed"), true),
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const { cert, key } = await makeCertificate(dir);
+      const caCerts = [await Deno.readTextFile(cert)];
+      const connect = (port: number) => Deno.connectTls({ hostname: "127.0.0.1", port, caCerts });
+      assert.ok(
+        await untouchedAfter408(connect, { certfile: cert, keyfile: key }),
+        "a read cut off by the timeout wrote into the app's array afterwards",
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
 
 /** Reads until the server closes, or `deadlineMs` passes; everything received, as text. */
