@@ -157,17 +157,30 @@ Deno.test({
   },
 });
 
-/** Reads until the server closes, or `deadlineMs` passes; everything received, as text. */
+/** Reads until the server closes, or `deadlineMs` passes (then closes); what came, as text. */
 async function readAll(conn: Deno.Conn, deadlineMs = 5000): Promise<string> {
   const chunks: Uint8Array[] = [];
   const buf = new Uint8Array(64 * 1024);
-  const until = Date.now() + deadlineMs;
-  while (Date.now() < until) {
-    const n = await conn.read(buf).catch(() => null);
-    if (n === null) break;
-    chunks.push(buf.slice(0, n));
+  // A server that never answers must fail the test, not hang it: closing ends the read.
+  const timer = setTimeout(() => conn.close(), deadlineMs);
+  try {
+    while (true) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      chunks.push(buf.slice(0, n));
+    }
+  } finally {
+    clearTimeout(timer);
   }
   return new TextDecoder("latin1").decode(concat(chunks));
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // readAll() closed it at its deadline.
+  }
 }
 
 Deno.test("readInto(): two at once never read past the body, into the next request", async () => {
@@ -197,8 +210,31 @@ Deno.test("readInto(): two at once never read past the body, into the next reque
       bytes("0123456789GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
     );
     const responses = parseResponses(await readAll(conn));
-    conn.close();
+    closeQuietly(conn);
     assert.equal(seen.join(""), "0123456789", "the body read, and nothing past it");
     assert.deepEqual(responses.map((r) => [r.status, r.body]), [[200, "/a"], [200, "/b"]]);
   });
+});
+
+Deno.test("readInto() and read() at once on a stalled body: both fail with 408, neither waits on", async () => {
+  // An app's mistake, two reads at once; the first to get bytes must not stop the body's clock
+  // for the other, or a client that stalls holds the connection for ever.
+  let reading!: () => void;
+  const bothReading = new Promise<void>((resolve) => (reading = resolve));
+  const app: App = async (environ) => {
+    const input = environ["tsgi.input"] as Required<Input>;
+    const both = Promise.all([input.readInto(new Uint8Array(1000)), input.read(50)]);
+    reading();
+    await both;
+    throw new Error("unreachable: the body never ends");
+  };
+  await withServer(app, async ({ port }) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(bytes("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"));
+    await bothReading;
+    await conn.write(bytes("01234"));
+    const [response] = parseResponses(await readAll(conn, 10_000));
+    closeQuietly(conn);
+    assert.equal(response?.status, 408);
+  }, { bodyTimeout: 0.5, logLevel: "info" });
 });
