@@ -119,6 +119,12 @@ const RESOLVED_NULL = Promise.resolve(null);
 const encoder = new TextEncoder();
 const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
 
+/** A body read in progress: the clock it runs on, and what fails it. */
+interface BodyWait {
+  clock: TransferClock;
+  cancel: (error: Error) => void;
+}
+
 export class Connection implements ClosePolicy {
   buf: Uint8Array = takeBuffer();
   /** buf as a view of itself, kept so a read into an empty buffer allocates nothing. */
@@ -151,8 +157,11 @@ export class Connection implements ClosePolicy {
   #input: RequestInput | null = null;
   /** The current request body's clock, from its head until the next request's. */
   #bodyClock: TransferClock | null = null;
-  /** Fails the body read in progress, when its clock runs out. */
-  #cancelBodyWait: ((error: Error) => void) | null = null;
+  /**
+   * The body reads in progress, each with what fails it when its clock runs out (more than one
+   * only if the app reads concurrently).
+   */
+  #bodyWaits = new Set<BodyWait>();
   /**
    * Socket reads in flight into the app's own memory (tsgi.input.readInto; more than one only
    * if the app reads concurrently): they must be stopped before the app is told its read
@@ -361,13 +370,14 @@ export class Connection implements ClosePolicy {
     const peer = this.info.remoteAddr;
     const body = this.#bodyClock;
     const bodyVerdict = body === null ? RateVerdict.Ok : body.check(now);
-    if (body !== null && bodyVerdict !== RateVerdict.Ok && this.#cancelBodyWait !== null) {
+    if (body !== null && bodyVerdict !== RateVerdict.Ok && this.#bodyWaits.size > 0) {
       const detail = describeSlow(bodyVerdict, body, now);
       log.info(`Request body too slow from ${peer}: ${detail}`);
       // The connection closes after this, so no read of it is wanted again.
       if (this.#readsIntoApp > 0) this.#io.cancelRead();
       // The app's read fails with it: 408 if nothing was sent yet; the connection closes.
-      this.#cancelBodyWait(new BodyTimeoutError(detail));
+      const timedOut = new BodyTimeoutError(detail);
+      for (const wait of this.#bodyWaits) wait.cancel(timedOut);
       return;
     }
     const out = this.#out.clock;
@@ -448,13 +458,21 @@ export class Connection implements ClosePolicy {
    */
   async #timedWait<T>(clock: TransferClock, read: Promise<T>): Promise<T> {
     clock.begin(coarseNow());
-    const cancelled = new Promise<never>((_, reject) => (this.#cancelBodyWait = reject));
+    const wait: BodyWait = { clock, cancel: () => {} };
+    const cancelled = new Promise<never>((_, reject) => (wait.cancel = reject));
+    this.#bodyWaits.add(wait);
     try {
       return await Promise.race([read, cancelled]);
     } finally {
-      this.#cancelBodyWait = null;
-      clock.end(coarseNow(), 0);
+      this.#bodyWaits.delete(wait);
+      // Another read of the body still waiting on the client keeps its clock running.
+      if (!this.#waitsOn(clock)) clock.end(coarseNow(), 0);
     }
+  }
+
+  #waitsOn(clock: TransferClock): boolean {
+    for (const wait of this.#bodyWaits) if (wait.clock === clock) return true;
+    return false;
   }
 
   /** A read of the socket into `view`; null at its end (which also fires the signal). */

@@ -57,16 +57,24 @@ export function socketIo(conn: Deno.Conn): SocketIo {
   if (core === undefined) core = findCore();
   const rid = core === null ? null : ridOf(conn);
   if (rid === null || core === null) return new ConnIo(conn);
-  return new DirectIo(core, rid);
+  return new DirectIo(core, rid, !isTls(conn));
+}
+
+// The cancelRead op stops a read on a TCP or unix socket; on a TLS connection it does nothing
+// (the read goes on and lands), so there it is not offered.
+function isTls(conn: Deno.Conn): boolean {
+  return typeof (conn as Partial<Deno.TlsConn>).handshake === "function";
 }
 
 class DirectIo implements SocketIo {
   readonly #core: CoreOps;
   readonly #rid: number;
+  readonly #cancellable: boolean;
 
-  constructor(core: CoreOps, rid: number) {
+  constructor(core: CoreOps, rid: number, cancellable: boolean) {
     this.#core = core;
     this.#rid = rid;
+    this.#cancellable = cancellable;
   }
 
   read(buf: Uint8Array): Promise<number> {
@@ -74,7 +82,7 @@ class DirectIo implements SocketIo {
   }
 
   get canCancelRead(): boolean {
-    return typeof this.#core.cancelRead === "function";
+    return this.#cancellable && typeof this.#core.cancelRead === "function";
   }
 
   cancelRead(): void {

@@ -95,7 +95,7 @@ export abstract class ByteInput implements Input {
       if (piece === null) break;
       const nl = piece.indexOf(LF);
       const line = nl < 0 ? piece : piece.subarray(0, nl + 1);
-      if (nl >= 0 && nl + 1 < piece.length) this.#pending = piece.subarray(nl + 1);
+      if (nl >= 0 && nl + 1 < piece.length) this.#unread(piece.subarray(nl + 1));
       if (nl >= 0 && gathered === null) return line;
       if (gathered === null) gathered = new Gatherer(line, limit);
       else gathered.add(line);
@@ -136,6 +136,22 @@ export abstract class ByteInput implements Input {
     }
     this.#pending = pending.subarray(max);
     return pending.subarray(0, max);
+  }
+
+  /**
+   * Gives back the end of the piece just taken. Bytes may still be pending behind it (the
+   * piece was cut to a size): they come after it, not instead of it.
+   */
+  #unread(rest: Uint8Array): void {
+    const behind = this.#pending;
+    if (behind.length === 0) {
+      this.#pending = rest;
+      return;
+    }
+    const joined = new Uint8Array(rest.length + behind.length);
+    joined.set(rest);
+    joined.set(behind, rest.length);
+    this.#pending = joined;
   }
 
   /** Keeps what a source produced beyond what was asked for, for the next read. */

@@ -81,6 +81,8 @@ export class RequestInput extends ByteInput {
   #flowing = false;
   /** Where small chunks are gathered into one piece, reused from read to read. */
   #gatherScratch: Uint8Array | null = null;
+  /** readInto()'s socket read into the app's array, while in flight. */
+  #readingInto: Promise<unknown> | null = null;
 
   constructor(source: BodySource, head: RequestHead, maxBody: number, limits: HeadLimits) {
     super();
@@ -162,6 +164,9 @@ export class RequestInput extends ByteInput {
    */
   override async readInto(buf: Uint8Array): Promise<number> {
     checkReadInto(buf);
+    // One at a time: a second read sized by the same #remaining would run past the body's end,
+    // into the next request.
+    while (this.#readingInto !== null) await this.#readingInto.catch(() => {});
     const source = this.#source;
     if (
       this.#remaining === 0 || this.#decoder !== null || this.#continuePending ||
@@ -172,12 +177,15 @@ export class RequestInput extends ByteInput {
     }
     const dest = buf.length > this.#remaining ? buf.subarray(0, this.#remaining) : buf;
     let n: number | null;
+    const reading = this.#readingInto = source.readInto(dest, true);
     try {
-      n = await source.readInto(dest, true);
+      n = await reading;
       if (n === null) throw new ClientGoneError();
     } catch (error) {
       this.#failure = error as Error;
       throw error;
+    } finally {
+      this.#readingInto = null;
     }
     // The bytes went to the connection's buffer (a read was already in flight there).
     if (n === 0) return super.readInto(buf);

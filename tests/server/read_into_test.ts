@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import type { App, Input } from "../../src/tsgi/types.ts";
 import { BodyTimeoutError } from "../../src/tsgi/input.ts";
+import type { ServeOptions } from "../../src/server/serve.ts";
+import { hasOpenssl, makeCertificate } from "../support/tls.ts";
 import {
   bytes,
   concat,
@@ -80,7 +82,15 @@ Deno.test("readInto(): a chunked body, cut anywhere, reads the same", async () =
   });
 });
 
-Deno.test("readInto(): after a 408, bytes that come later never land in the app's array", async () => {
+/**
+ * A body that stalls after its first bytes, so readInto()'s read waits on the socket, into the
+ * app's array, until --body-timeout cuts it off; then more bytes come. True when none of them
+ * landed in the array once the app's read had failed.
+ */
+async function untouchedAfter408(
+  connect: (port: number) => Promise<Deno.Conn>,
+  options: ServeOptions = {},
+): Promise<boolean> {
   const SENTINEL = 0xee;
   const buf = new Uint8Array(64 * 1024).fill(SENTINEL);
   let failed!: (error: unknown) => void;
@@ -105,7 +115,7 @@ Deno.test("readInto(): after a 408, bytes that come later never land in the app'
     return ["unexpected"];
   };
   await withServer(app, async ({ port }) => {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const conn = await connect(port);
     await conn.write(bytes("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nfirst"));
     assert.ok((await readFailed) instanceof BodyTimeoutError, "the stalled read failed with 408");
     await conn.write(new Uint8Array(50_000).fill(0x4c));
@@ -116,6 +126,115 @@ Deno.test("readInto(): after a 408, bytes that come later never land in the app'
     assert.ok(
       n !== null && new TextDecoder().decode(reply.subarray(0, n)).startsWith("HTTP/1.1 408"),
     );
-    assert.ok(untouched, "a read cut off by the timeout wrote into the app's array afterwards");
+  }, { bodyTimeout: 0.5, logLevel: "info", ...options });
+  return untouched;
+}
+
+Deno.test("readInto(): after a 408, bytes that come later never land in the app's array", async () => {
+  const connect = (port: number) => Deno.connect({ hostname: "127.0.0.1", port });
+  assert.ok(
+    await untouchedAfter408(connect),
+    "a read cut off by the timeout wrote into the app's array afterwards",
+  );
+});
+
+Deno.test({
+  name: "readInto(): over HTTPS too, no byte lands in the app's array after a 408",
+  ignore: !hasOpenssl() && (console.log("skipped: openssl is not installed"), true),
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const { cert, key } = await makeCertificate(dir);
+      const caCerts = [await Deno.readTextFile(cert)];
+      const connect = (port: number) => Deno.connectTls({ hostname: "127.0.0.1", port, caCerts });
+      assert.ok(
+        await untouchedAfter408(connect, { certfile: cert, keyfile: key }),
+        "a read cut off by the timeout wrote into the app's array afterwards",
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** Reads until the server closes, or `deadlineMs` passes (then closes); what came, as text. */
+async function readAll(conn: Deno.Conn, deadlineMs = 5000): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  const buf = new Uint8Array(64 * 1024);
+  // A server that never answers must fail the test, not hang it: closing ends the read.
+  const timer = setTimeout(() => conn.close(), deadlineMs);
+  try {
+    while (true) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      chunks.push(buf.slice(0, n));
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return new TextDecoder("latin1").decode(concat(chunks));
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // readAll() closed it at its deadline.
+  }
+}
+
+Deno.test("readInto(): two at once never read past the body, into the next request", async () => {
+  // An app's mistake, but the framing is the server's: the body is 10 bytes, whoever asks.
+  const seen: string[] = [];
+  let reading!: () => void;
+  const bothReading = new Promise<void>((resolve) => (reading = resolve));
+  const app: App = async (environ, startResponse) => {
+    if (environ.PATH_INFO === "/a") {
+      const input = environ["tsgi.input"] as Required<Input>;
+      const [one, two] = [new Uint8Array(100), new Uint8Array(100)];
+      const both = Promise.all([input.readInto(one), input.readInto(two)]);
+      reading();
+      const [n1, n2] = await both;
+      const text = new TextDecoder("latin1");
+      seen.push(text.decode(one.subarray(0, n1)), text.decode(two.subarray(0, n2)));
+    }
+    startResponse("200 OK", []);
+    return [environ.PATH_INFO as string];
+  };
+  await withServer(app, async ({ port }) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(bytes("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"));
+    // Both reads wait on the socket before the body and the next request come, in one write.
+    await bothReading;
+    await conn.write(
+      bytes("0123456789GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
+    const responses = parseResponses(await readAll(conn));
+    closeQuietly(conn);
+    assert.equal(seen.join(""), "0123456789", "the body read, and nothing past it");
+    assert.deepEqual(responses.map((r) => [r.status, r.body]), [[200, "/a"], [200, "/b"]]);
+  });
+});
+
+Deno.test("readInto() and read() at once on a stalled body: both fail with 408, neither waits on", async () => {
+  // An app's mistake, two reads at once; the first to get bytes must not stop the body's clock
+  // for the other, or a client that stalls holds the connection for ever.
+  let reading!: () => void;
+  const bothReading = new Promise<void>((resolve) => (reading = resolve));
+  const app: App = async (environ) => {
+    const input = environ["tsgi.input"] as Required<Input>;
+    const both = Promise.all([input.readInto(new Uint8Array(1000)), input.read(50)]);
+    reading();
+    await both;
+    throw new Error("unreachable: the body never ends");
+  };
+  await withServer(app, async ({ port }) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(bytes("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"));
+    await bothReading;
+    await conn.write(bytes("01234"));
+    const [response] = parseResponses(await readAll(conn, 10_000));
+    closeQuietly(conn);
+    assert.equal(response?.status, 408);
   }, { bodyTimeout: 0.5, logLevel: "info" });
 });

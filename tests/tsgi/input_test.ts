@@ -151,3 +151,15 @@ Deno.test("readInto() never hands the app's array to a connection that cannot st
   assert.equal(total, body.length);
   assert.equal(appArrays.length, 0);
 });
+
+Deno.test("readline(size) that ends inside a kept piece loses none of the rest", async () => {
+  // readline() keeps "b\ncdef"; readline(3) takes "b\nc" of it, and ends its line at "b\n".
+  const body = new TextEncoder().encode("a\nb\ncdef");
+  const input = new RequestInput(new ReadySource(body), head(body.length), 0, LIMITS);
+  const text = new TextDecoder();
+  assert.equal(text.decode(await input.readline()), "a\n");
+  assert.equal(text.decode(await input.readline(3)), "b\n");
+  const buf = new Uint8Array(64);
+  const n = await input.readInto(buf);
+  assert.equal(text.decode(buf.subarray(0, n)), "cdef");
+});
