@@ -201,7 +201,8 @@ const SETTINGS_BY_KEY: { [K in keyof Config]: Setting<K> } = {
     default: SERVER_DEFAULTS.maxPending,
     section: "limits",
     help: "Most accepted connections waiting for a free slot; beyond it a connection is " +
-      "answered 503 with Retry-After and closed.",
+      "answered 503 with Retry-After and closed. On a graceful stop, those still waiting get " +
+      "the same 503.",
     parse: single(nonNegativeInteger),
   },
   writeTimeout: {

@@ -161,7 +161,7 @@ export class Connection implements ClosePolicy {
    * The body reads in progress, each with what fails it when its clock runs out (more than one
    * only if the app reads concurrently).
    */
-  #bodyWaits = new Set<BodyWait>();
+  #bodyWaits: Set<BodyWait> | null = null;
   /**
    * Socket reads in flight into the app's own memory (tsgi.input.readInto; more than one only
    * if the app reads concurrently): they must be stopped before the app is told its read
@@ -370,14 +370,15 @@ export class Connection implements ClosePolicy {
     const peer = this.info.remoteAddr;
     const body = this.#bodyClock;
     const bodyVerdict = body === null ? RateVerdict.Ok : body.check(now);
-    if (body !== null && bodyVerdict !== RateVerdict.Ok && this.#bodyWaits.size > 0) {
+    const waits = this.#bodyWaits;
+    if (body !== null && bodyVerdict !== RateVerdict.Ok && waits !== null && waits.size > 0) {
       const detail = describeSlow(bodyVerdict, body, now);
       log.info(`Request body too slow from ${peer}: ${detail}`);
       // The connection closes after this, so no read of it is wanted again.
       if (this.#readsIntoApp > 0) this.#io.cancelRead();
       // The app's read fails with it: 408 if nothing was sent yet; the connection closes.
       const timedOut = new BodyTimeoutError(detail);
-      for (const wait of this.#bodyWaits) wait.cancel(timedOut);
+      for (const wait of waits) wait.cancel(timedOut);
       return;
     }
     const out = this.#out.clock;
@@ -460,18 +461,20 @@ export class Connection implements ClosePolicy {
     clock.begin(coarseNow());
     const wait: BodyWait = { clock, cancel: () => {} };
     const cancelled = new Promise<never>((_, reject) => (wait.cancel = reject));
-    this.#bodyWaits.add(wait);
+    // Made on the first body wait: most connections never wait on a body.
+    const waits = this.#bodyWaits ??= new Set();
+    waits.add(wait);
     try {
       return await Promise.race([read, cancelled]);
     } finally {
-      this.#bodyWaits.delete(wait);
+      waits.delete(wait);
       // Another read of the body still waiting on the client keeps its clock running.
       if (!this.#waitsOn(clock)) clock.end(coarseNow(), 0);
     }
   }
 
   #waitsOn(clock: TransferClock): boolean {
-    for (const wait of this.#bodyWaits) if (wait.clock === clock) return true;
+    for (const wait of this.#bodyWaits ?? []) if (wait.clock === clock) return true;
     return false;
   }
 
