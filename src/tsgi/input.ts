@@ -81,8 +81,14 @@ export class RequestInput extends ByteInput {
   #flowing = false;
   /** Where small chunks are gathered into one piece, reused from read to read. */
   #gatherScratch: Uint8Array | null = null;
-  /** readInto()'s socket read into the app's array, while in flight. */
-  #readingInto: Promise<unknown> | null = null;
+  /**
+   * A read of the body is reaching the connection; others wait their turn (#takeTurn). Two at
+   * once (an app's mistake) would each size a socket read by the same remaining count, and
+   * together read past the body's end, into the next request.
+   */
+  #inTurn = false;
+  /** Reads waiting for their turn, in order; made at the first that has to. */
+  #waiting: (() => void)[] | null = null;
 
   constructor(source: BodySource, head: RequestHead, maxBody: number, limits: HeadLimits) {
     super();
@@ -150,7 +156,7 @@ export class RequestInput extends ByteInput {
       size === undefined || size < DIRECT_READ_MIN || size > DIRECT_READ_MAX ||
       this.#remaining < DIRECT_READ_MIN || !this.#flowing || this.#decoder !== null ||
       this.#continuePending || this.#failure !== null || source.start !== source.end ||
-      this.pendingBytes >= size
+      this.pendingBytes >= size || this.#inTurn
     ) {
       return super.read(size);
     }
@@ -164,28 +170,25 @@ export class RequestInput extends ByteInput {
    */
   override async readInto(buf: Uint8Array): Promise<number> {
     checkReadInto(buf);
-    // One at a time: a second read sized by the same #remaining would run past the body's end,
-    // into the next request.
-    while (this.#readingInto !== null) await this.#readingInto.catch(() => {});
     const source = this.#source;
     if (
       this.#remaining === 0 || this.#decoder !== null || this.#continuePending ||
       this.#failure !== null || this.pendingBytes > 0 || source.start !== source.end ||
-      !source.canReadIntoApp
+      !source.canReadIntoApp || this.#inTurn
     ) {
       return super.readInto(buf);
     }
     const dest = buf.length > this.#remaining ? buf.subarray(0, this.#remaining) : buf;
     let n: number | null;
-    const reading = this.#readingInto = source.readInto(dest, true);
+    this.#inTurn = true;
     try {
-      n = await reading;
+      n = await source.readInto(dest, true);
       if (n === null) throw new ClientGoneError();
     } catch (error) {
       this.#failure = error as Error;
       throw error;
     } finally {
-      this.#readingInto = null;
+      this.#endTurn();
     }
     // The bytes went to the connection's buffer (a read was already in flight there).
     if (n === 0) return super.readInto(buf);
@@ -197,6 +200,8 @@ export class RequestInput extends ByteInput {
   /** `n` body bytes (the ones taken and not read first) as one array; more are kept. */
   async #readAtLeast(n: number): Promise<Uint8Array> {
     const source = this.#source;
+    // read() saw no other read in progress, so the turn is free.
+    this.#inTurn = true;
     // Never past the body's end: what is read stays this request's.
     const room = Math.min(this.#remaining + this.pendingBytes, Math.max(n, DIRECT_READ_MAX));
     const dest = new Uint8Array(room);
@@ -218,6 +223,8 @@ export class RequestInput extends ByteInput {
     } catch (error) {
       this.#failure = error as Error;
       throw error;
+    } finally {
+      this.#endTurn();
     }
     if (this.#remaining === 0) this.#done = true;
     if (filled === room && room === n) return dest;
@@ -226,18 +233,34 @@ export class RequestInput extends ByteInput {
   }
 
   protected async next(max: number): Promise<Uint8Array | null> {
-    if (this.#failure) throw this.#failure;
-    if (this.#done) return null;
-    if (this.#continuePending) {
-      this.#continuePending = false;
-      await this.#source.sendContinue();
-    }
+    if (this.#inTurn) await this.#awaitTurn();
+    else this.#inTurn = true;
     try {
+      if (this.#failure) throw this.#failure;
+      if (this.#done) return null;
+      if (this.#continuePending) {
+        this.#continuePending = false;
+        await this.#source.sendContinue();
+      }
       return this.#decoder ? await this.#nextChunked(max) : await this.#nextFixed(max);
     } catch (error) {
-      this.#failure = error as Error;
+      this.#failure ??= error as Error;
       throw error;
+    } finally {
+      this.#endTurn();
     }
+  }
+
+  /** Resolves once the reads ahead of this one are done; the turn is then this one's. */
+  #awaitTurn(): Promise<void> {
+    return new Promise((resolve) => (this.#waiting ??= []).push(resolve));
+  }
+
+  /** Hands the turn to the first read waiting for it, if any. */
+  #endTurn(): void {
+    const next = this.#waiting?.shift();
+    if (next !== undefined) next();
+    else this.#inTurn = false;
   }
 
   async #nextFixed(max: number): Promise<Uint8Array> {
