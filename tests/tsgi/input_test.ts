@@ -163,3 +163,34 @@ Deno.test("readline(size) that ends inside a kept piece loses none of the rest",
   const n = await input.readInto(buf);
   assert.equal(text.decode(buf.subarray(0, n)), "cdef");
 });
+
+for (const cut of [1, 7, 4096, 100_000]) {
+  Deno.test(`read(65536) of a chunked body in ${cut}-byte chunks: whole reads, and the next request after`, async () => {
+    const size = 150_001;
+    const parts: string[] = [];
+    for (let at = 0; at < size; at += cut) {
+      const n = Math.min(cut, size - at);
+      let data = "";
+      for (let i = at; i < at + n; i++) data += String.fromCharCode(97 + (i % 26));
+      parts.push(`${n.toString(16)}\r\n${data}\r\n`);
+    }
+    const next = "GET /next HTTP/1.1\r\nHost: x\r\n\r\n";
+    const wire = new TextEncoder().encode(parts.join("") + "0\r\n\r\n" + next);
+    const source = new ReadySource(wire);
+    const chunked = { ...head(0), bodyKind: BodyKind.Chunked };
+    const input = new RequestInput(source, chunked, 1 << 20, LIMITS);
+    const sizes: number[] = [];
+    let total = 0;
+    for (let piece = await input.read(65536); piece.length > 0; piece = await input.read(65536)) {
+      for (let i = 0; i < piece.length; i++) assert.equal(piece[i], 97 + ((total + i) % 26));
+      total += piece.length;
+      sizes.push(piece.length);
+    }
+    assert.equal(total, size);
+    assert.deepEqual(sizes, [65536, 65536, size - 2 * 65536], "fewer than asked only at the end");
+    assert.equal(input.finished, true);
+    const rest = new TextDecoder().decode(source.buf.subarray(source.start, source.end));
+    assert.equal(rest, next.slice(0, rest.length), "the next request is left where it was");
+    assert.equal(source.taken, wire.length - next.length);
+  });
+}
