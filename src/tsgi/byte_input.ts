@@ -143,21 +143,29 @@ export abstract class ByteInput implements Input {
    * piece was cut to a size): they come after it, not instead of it.
    */
   #unread(rest: Uint8Array): void {
-    const behind = this.#pending;
-    if (behind.length === 0) {
-      this.#pending = rest;
-      return;
-    }
-    const joined = new Uint8Array(rest.length + behind.length);
-    joined.set(rest);
-    joined.set(behind, rest.length);
-    this.#pending = joined;
+    this.#pending = this.#pending.length === 0 ? rest : joined(rest, this.#pending);
   }
 
-  /** Keeps what a source produced beyond what was asked for, for the next read. */
+  /**
+   * Keeps what a source produced beyond what was asked for, for the next read. Bytes may
+   * already be pending (reads at once, an app's mistake, each took a piece): these come after.
+   */
   protected keep(rest: Uint8Array): void {
-    this.#pending = rest;
+    this.#pending = this.#pending.length === 0 ? rest : joined(this.#pending, rest);
   }
+
+  /** At most `max` of the pending bytes, taken; null when none are. */
+  protected takePending(max: number): Uint8Array | null {
+    if (this.#pending.length === 0) return null;
+    return this.#take(max) as Uint8Array;
+  }
+}
+
+function joined(first: Uint8Array, second: Uint8Array): Uint8Array {
+  const both = new Uint8Array(first.length + second.length);
+  both.set(first);
+  both.set(second, first.length);
+  return both;
 }
 
 /**

@@ -310,8 +310,15 @@ export class RequestInput extends ByteInput {
   }
 
   protected async next(max: number): Promise<Uint8Array | null> {
-    if (this.#inTurn) await this.#awaitTurn();
-    else this.#inTurn = true;
+    if (this.#inTurn) {
+      await this.#awaitTurn();
+      // The reads ahead may have left bytes pending: they come first.
+      const pending = this.takePending(max);
+      if (pending !== null) {
+        this.#endTurn();
+        return pending;
+      }
+    } else this.#inTurn = true;
     try {
       if (this.#failure) throw this.#failure;
       if (this.#done) return null;
