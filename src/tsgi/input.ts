@@ -292,21 +292,32 @@ export class RequestInput extends ByteInput {
    */
   #decodeInto(dest: Uint8Array, at: number): number {
     const source = this.#source;
-    const decoder = this.#decoder as ChunkedDecoder;
     let placed = 0;
     while (at + placed < dest.length && source.start < source.end && !this.#done) {
-      const pos = decoder.decode(source.buf, source.start, source.end);
-      if (pos instanceof HttpError) throw pos;
-      source.start = pos;
-      if (decoder.done) this.#done = true;
-      const from = decoder.spanStart;
-      const span = decoder.spanEnd - from;
-      const take = Math.min(span, dest.length - at - placed);
-      copySpan(source.buf, from, dest, at + placed, take);
-      if (take < span) this.keep(source.buf.slice(from + take, from + span));
+      const take = this.#decodeSpan(dest.length - at - placed);
+      copySpan(source.buf, (this.#decoder as ChunkedDecoder).spanStart, dest, at + placed, take);
       placed += take;
     }
     return placed;
+  }
+
+  /**
+   * Decodes the buffer as far as the next span of chunk data and takes up to `room` of it,
+   * from the decoder's spanStart; the rest of the span is kept for the next read. Returns how
+   * many it took (0: the buffer held framing only).
+   */
+  #decodeSpan(room: number): number {
+    const source = this.#source;
+    const decoder = this.#decoder as ChunkedDecoder;
+    const pos = decoder.decode(source.buf, source.start, source.end);
+    if (pos instanceof HttpError) throw pos;
+    source.start = pos;
+    if (decoder.done) this.#done = true;
+    const from = decoder.spanStart;
+    const span = decoder.spanEnd - from;
+    const take = Math.min(span, room);
+    if (take < span) this.keep(source.buf.slice(from + take, from + span));
+    return take;
   }
 
   protected async next(max: number): Promise<Uint8Array | null> {
@@ -397,15 +408,9 @@ export class RequestInput extends ByteInput {
     let length = 0;
     let gathered: Uint8Array | null = null;
     while (length < max && source.start < source.end && !this.#done) {
-      const pos = decoder.decode(source.buf, source.start, source.end);
-      if (pos instanceof HttpError) throw pos;
-      source.start = pos;
-      if (decoder.done) this.#done = true;
+      const take = this.#decodeSpan(max - length);
+      if (take === 0) continue;
       const from = decoder.spanStart;
-      const span = decoder.spanEnd - from;
-      if (span === 0) continue;
-      const take = Math.min(span, max - length);
-      if (take < span) this.keep(source.buf.slice(from + take, from + span));
       if (length === 0) first = from;
       else {
         // A second chunk: gather in scratch memory (what is still buffered bounds the size).

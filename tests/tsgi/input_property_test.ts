@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import fc from "npm:fast-check@3";
 import { BodyKind, type HeadLimits, type RequestHead } from "../../src/http/parser.ts";
 import { type BodySource, RequestInput } from "../../src/tsgi/input.ts";
+import { concat } from "../support/server.ts";
 
 const RUNS = 300;
 const LIMITS: HeadLimits = { requestLine: 8190, fields: 100, fieldSize: 8190, head: 65536 };
@@ -126,13 +127,7 @@ function wireOf(body: Uint8Array, chunks: number[] | null): Uint8Array {
     text("0\r\n\r\n");
   }
   parts.push(NEXT);
-  const wire = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    wire.set(p, at);
-    at += p.length;
-  }
-  return wire;
+  return concat(parts);
 }
 
 function headOf(length: number, chunked: boolean): RequestHead {
@@ -178,14 +173,8 @@ Deno.test("tsgi.input: any mix of reads, one at a time or two at once, gives the
           got.reduce((n, r) => n + r.length, 0) >= length;
         if (results.every((r) => r.length === 0)) ended = true;
       }
-      const total = got.reduce((n, r) => n + r.length, 0);
-      assert.equal(total, length, "the app got the body's length, no more, no less");
-      const joined = new Uint8Array(total);
-      let at = 0;
-      for (const r of got) {
-        joined.set(r, at);
-        at += r.length;
-      }
+      const joined = concat(got);
+      assert.equal(joined.length, length, "the app got the body's length, no more, no less");
       if (together) {
         // Two reads at once may split the bytes between them in either order: the same bytes.
         assert.deepEqual([...joined].sort((a, b) => a - b), [...body].sort((a, b) => a - b));
