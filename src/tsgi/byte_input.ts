@@ -128,6 +128,8 @@ export abstract class ByteInput implements Input {
 
   /** At most `max` bytes: the pending ones first, then the source's; null at the end. */
   #take(max: number): Promise<Uint8Array | null> | Uint8Array {
+    // Nothing asked, nothing read: a source asked for 0 bytes (chunked) would never return.
+    if (max <= 0) return EMPTY;
     const pending = this.#pending;
     if (pending.length === 0) return this.next(max);
     if (pending.length <= max) {
