@@ -26,6 +26,8 @@ const CASES: [string, string, string][] = [
   ["1.5", "chunked", "a|b|c"],
   ["1.5", "Content-Length", "a|b|c"],
   ["0.5", "chunked", "||abc"],
+  ["NaN", "chunked", "abc||"],
+  ["NaN", "Content-Length", "abc||"],
 ];
 
 for (const [size, framing, expected] of CASES) {
