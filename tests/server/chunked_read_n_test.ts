@@ -186,3 +186,21 @@ Deno.test("read(n): Content-Length with Transfer-Encoding, obs-fold and bare LF 
     }
   });
 });
+
+Deno.test("read(n) chunked: one read of exactly the body, the end left unread, then the next request", async () => {
+  const once: App = async (environ, startResponse) => {
+    const piece = await (environ["tsgi.input"] as Input).read(8);
+    startResponse("200 OK", [["Content-Type", "text/plain"]]);
+    return [new TextDecoder().decode(piece)];
+  };
+  await withServer(once, async ({ port }) => {
+    for (const tail of ["0\r\n\r\n", "0\r\nT: 1\r\n\r\n", "0;x=y\r\n\r\n"]) {
+      for (const expect of ["", "Expect: 100-continue\r\n"]) {
+        const wire = chunkedHead("/", expect) + "4\r\nabcd\r\n4\r\nefgh\r\n" + tail;
+        const reply = await rawExchange(port, [wire, last]);
+        const responses = parseResponses(reply).filter((r) => r.status !== 100);
+        assert.deepEqual(responses.map((r) => [r.status, r.body]), [[200, "abcdefgh"], [200, ""]]);
+      }
+    }
+  });
+});
