@@ -49,3 +49,41 @@ for (
     }, { validate: false });
   });
 }
+
+Deno.test("redteam: readline() and read(3) at once while the body goes on", async () => {
+  let lineRead: () => void = () => {};
+  const lineDone = new Promise<void>((resolve) => (lineRead = resolve));
+  const app: App = async (environ, startResponse) => {
+    const input = environ["tsgi.input"] as Input;
+    const text = new TextDecoder();
+    const line = input.readline().then((b) => (lineRead(), b));
+    const [first, three] = await Promise.all([line, input.read(3)]);
+    const rest = await input.read();
+    startResponse("200 OK", [["Content-Type", "application/json"]]);
+    return [JSON.stringify([first, three, rest].map((b) => text.decode(b)))];
+  };
+  await withServer(app, async ({ port }) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const encoder = new TextEncoder();
+    await conn.write(encoder.encode(
+      "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n" +
+        "5\r\nab\ncd\r\n",
+    ));
+    // The rest comes once the line has been read, so read(3) waits on the socket for it.
+    await lineDone;
+    await conn.write(encoder.encode("7\r\nefghijk\r\n0\r\n\r\n"));
+    const received: number[] = [];
+    const buf = new Uint8Array(4096);
+    for (let n; (n = await conn.read(buf).catch(() => null)) !== null;) {
+      received.push(...buf.subarray(0, n));
+    }
+    conn.close();
+    const [response] = parseResponses(String.fromCharCode(...received));
+    const [line, three, rest] = JSON.parse(response.body) as string[];
+    // Was ["ab\n", "efg", "cdhijk"]: "cd" came after "efg".
+    assert.ok(
+      line + three + rest === BODY || three + line + rest === BODY,
+      `no order of the two reads gives the body: ${response.body}`,
+    );
+  }, { validate: false });
+});
