@@ -204,3 +204,30 @@ Deno.test("read(n) chunked: one read of exactly the body, the end left unread, t
     }
   });
 });
+
+Deno.test("read(n) chunked: a client that waits for 100 Continue before its chunks", async () => {
+  await withServer(readsN, async ({ port }) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    // A deadline: a server that never asks would otherwise hold the test forever.
+    const timer = setTimeout(() => conn.close(), 5000);
+    await conn.write(bytes(chunkedHead("/?n=4", "Expect: 100-continue\r\nConnection: close\r\n")));
+    const buf = new Uint8Array(4096);
+    let received = "";
+    const decoder = new TextDecoder("latin1");
+    // Nothing is sent until the server asks for it.
+    while (!received.includes("\r\n\r\n")) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      received += decoder.decode(buf.subarray(0, n));
+    }
+    assert.match(received, /^HTTP\/1.1 100 Continue\r\n\r\n$/);
+    await conn.write(bytes("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"));
+    for (let n; (n = await conn.read(buf).catch(() => null)) !== null;) {
+      received += decoder.decode(buf.subarray(0, n));
+    }
+    clearTimeout(timer);
+    conn.close();
+    const responses = parseResponses(received);
+    assert.deepEqual(responses.map((r) => [r.status, r.body]), [[100, ""], [200, "5:abcd|e"]]);
+  });
+});
