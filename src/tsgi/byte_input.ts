@@ -128,6 +128,10 @@ export abstract class ByteInput implements Input {
 
   /** At most `max` bytes: the pending ones first, then the source's; null at the end. */
   #take(max: number): Promise<Uint8Array | null> | Uint8Array {
+    // Whole bytes only, and nothing asked is nothing read: a chunked source asked for 0 (or
+    // for half a byte) would never return.
+    max = Math.floor(max);
+    if (!(max > 0)) return EMPTY;
     const pending = this.#pending;
     if (pending.length === 0) return this.next(max);
     if (pending.length <= max) {
@@ -245,9 +249,12 @@ class Gatherer {
   }
 }
 
-/** A size argument as a byte limit: omitted or negative means no limit. */
-function limitOf(size: number | undefined): number {
-  return size === undefined || size === null || size < 0 ? Infinity : size;
+/**
+ * A size argument as a byte limit: omitted, negative or NaN means no limit; a fraction (an
+ * app's mistake) is rounded down.
+ */
+export function limitOf(size: number | undefined): number {
+  return size === undefined || size === null || !(size >= 0) ? Infinity : Math.floor(size);
 }
 
 /** The parts as one array; a single part is returned as it is. */

@@ -4,7 +4,7 @@
 import { ChunkedDecoder } from "../http/chunked.ts";
 import { HttpError } from "../http/errors.ts";
 import { BodyKind, type HeadLimits, type RequestHead } from "../http/parser.ts";
-import { ByteInput, checkReadInto, EMPTY } from "./byte_input.ts";
+import { ByteInput, checkReadInto, EMPTY, limitOf } from "./byte_input.ts";
 import type { Input } from "./types.ts";
 
 /** The connection's side of a body: its unread bytes are buf[start, end). */
@@ -174,6 +174,8 @@ export class RequestInput extends ByteInput {
    */
   override read(size?: number): Promise<Uint8Array> {
     const source = this.#source;
+    const limit = limitOf(size);
+    size = limit === Infinity ? undefined : limit;
     if (
       this.#decoder !== null && size !== undefined && size > 0 && size <= DIRECT_READ_MAX &&
       !this.#continuePending && this.#failure === null && !this.#done && !this.#inTurn &&
