@@ -1,6 +1,7 @@
 // `tsgi.input`: the request body, streamed from the connection's read buffer through its
 // framing (Content-Length or chunked), never past the body's end, never buffered whole.
 
+import { setImmediate } from "node:timers";
 import { ChunkedDecoder } from "../http/chunked.ts";
 import { HttpError } from "../http/errors.ts";
 import { BodyKind, type HeadLimits, type RequestHead } from "../http/parser.ts";
@@ -353,8 +354,20 @@ export class RequestInput extends ByteInput {
     return new Promise((resolve) => (this.#waiting ??= []).push(resolve));
   }
 
-  /** Hands the turn to the first read waiting for it, if any. */
+  /** Ends this read's turn; one waiting gets it, at the next turn of the event loop. */
   #endTurn(): void {
+    if (this.#waiting === null || this.#waiting.length === 0) {
+      this.#inTurn = false;
+      return;
+    }
+    // Not at once: the read ending now may give back, when its caller resumes a microtask
+    // later, what it took past what it wanted (readline()'s bytes after its LF), and those come
+    // before anything the next read finds. Every microtask runs before an immediate (a timer
+    // would do too, but nested ones are held back 4 ms each).
+    setImmediate(() => this.#handOver());
+  }
+
+  #handOver(): void {
     const next = this.#waiting?.shift();
     if (next !== undefined) next();
     else this.#inTurn = false;
