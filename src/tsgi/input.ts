@@ -167,32 +167,38 @@ export class RequestInput extends ByteInput {
   }
 
   /**
-   * A read of a size the app chose, on a fixed-length body that is coming fast: the socket
-   * reads straight into the array the app gets, instead of into pieces that read() would then
-   * copy together (two arrays allocated, and so cleared, and one copy, per read). The array has
-   * room for DIRECT_READ_MAX, so each socket read takes what the kernel has; what comes past the
-   * `size` asked for is the next read's, with no copy (the app is given a view of the front).
+   * A read of a size the app chose goes into the one array the app gets when it can: a chunked
+   * body's data is decoded into it, and a fixed-length body that comes fast is read from the
+   * socket straight into it, instead of into pieces that read() would then copy together (two
+   * arrays allocated, and so cleared, and one copy, per read).
    */
   override read(size?: number): Promise<Uint8Array> {
-    const source = this.#source;
     const limit = limitOf(size);
-    size = limit === Infinity ? undefined : limit;
-    if (
-      this.#decoder !== null && size !== undefined && size > 0 && size <= DIRECT_READ_MAX &&
-      !this.#continuePending && this.#failure === null && !this.#done && !this.#inTurn &&
-      this.pendingBytes < size
-    ) {
-      return this.#readChunkedInto(size);
+    if (limit === Infinity) return super.read();
+    if (this.#canDecodeInto(limit)) return this.#readChunkedInto(limit);
+    if (this.#canReadStraight(limit)) {
+      return this.#readAtLeast(Math.min(limit, this.#remaining + this.pendingBytes));
     }
-    if (
-      size === undefined || size < DIRECT_READ_MIN || size > DIRECT_READ_MAX ||
-      this.#remaining < DIRECT_READ_MIN || !this.#flowing || this.#decoder !== null ||
-      this.#continuePending || this.#failure !== null || source.start !== source.end ||
-      this.pendingBytes >= size || this.#inTurn
-    ) {
-      return super.read(size);
-    }
-    return this.#readAtLeast(Math.min(size, this.#remaining + this.pendingBytes));
+    return super.read(limit);
+  }
+
+  /** Whether read(n) of a chunked body may decode into one array of n (bounded by n). */
+  #canDecodeInto(n: number): boolean {
+    return this.#decoder !== null && n > 0 && n <= DIRECT_READ_MAX && !this.#continuePending &&
+      this.#failure === null && !this.#done && !this.#inTurn && this.pendingBytes < n;
+  }
+
+  /**
+   * Whether read(n) of a fixed-length body may read the socket into the app's array. That
+   * array has room for DIRECT_READ_MAX, so each socket read takes what the kernel has; what
+   * comes past n is the next read's, with no copy (the app is given a view of the front).
+   */
+  #canReadStraight(n: number): boolean {
+    const source = this.#source;
+    return this.#decoder === null && n >= DIRECT_READ_MIN && n <= DIRECT_READ_MAX &&
+      this.#remaining >= DIRECT_READ_MIN && this.#flowing && !this.#continuePending &&
+      this.#failure === null && source.start === source.end && this.pendingBytes < n &&
+      !this.#inTurn;
   }
 
   /**
