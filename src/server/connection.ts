@@ -119,12 +119,6 @@ const RESOLVED_NULL = Promise.resolve(null);
 const encoder = new TextEncoder();
 const CONTINUE = encoder.encode("HTTP/1.1 100 Continue\r\n\r\n");
 
-/** A body read in progress: the clock it runs on, and what fails it. */
-interface BodyWait {
-  clock: TransferClock;
-  cancel: (error: Error) => void;
-}
-
 export class Connection implements ClosePolicy {
   buf: Uint8Array = takeBuffer();
   /** buf as a view of itself, kept so a read into an empty buffer allocates nothing. */
@@ -158,16 +152,15 @@ export class Connection implements ClosePolicy {
   /** The current request body's clock, from its head until the next request's. */
   #bodyClock: TransferClock | null = null;
   /**
-   * The body reads in progress, each with what fails it when its clock runs out (more than one
-   * only if the app reads concurrently).
+   * Fails the body read in progress, when its clock runs out. One at most: tsgi.input lets its
+   * reads reach the connection one at a time, however many the app starts at once.
    */
-  #bodyWaits: Set<BodyWait> | null = null;
+  #cancelBodyWait: ((error: Error) => void) | null = null;
   /**
-   * Socket reads in flight into the app's own memory (tsgi.input.readInto; more than one only
-   * if the app reads concurrently): they must be stopped before the app is told its read
-   * failed, or one could land there afterwards.
+   * The socket read in flight is into the app's own memory (tsgi.input.readInto): it must be
+   * stopped before the app is told its read failed, or it could land there afterwards.
    */
-  #readsIntoApp = 0;
+  #readingIntoApp = false;
   /** The WebSocket the current request may become (an Upgrade: websocket request). */
   #upgrade: UpgradeOffer | null = null;
   /** The head of the request being served, for log lines. */
@@ -370,15 +363,13 @@ export class Connection implements ClosePolicy {
     const peer = this.info.remoteAddr;
     const body = this.#bodyClock;
     const bodyVerdict = body === null ? RateVerdict.Ok : body.check(now);
-    const waits = this.#bodyWaits;
-    if (body !== null && bodyVerdict !== RateVerdict.Ok && waits !== null && waits.size > 0) {
+    if (body !== null && bodyVerdict !== RateVerdict.Ok && this.#cancelBodyWait !== null) {
       const detail = describeSlow(bodyVerdict, body, now);
       log.info(`Request body too slow from ${peer}: ${detail}`);
       // The connection closes after this, so no read of it is wanted again.
-      if (this.#readsIntoApp > 0) this.#io.cancelRead();
+      if (this.#readingIntoApp) this.#io.cancelRead();
       // The app's read fails with it: 408 if nothing was sent yet; the connection closes.
-      const timedOut = new BodyTimeoutError(detail);
-      for (const wait of waits) wait.cancel(timedOut);
+      this.#cancelBodyWait(new BodyTimeoutError(detail));
       return;
     }
     const out = this.#out.clock;
@@ -459,23 +450,13 @@ export class Connection implements ClosePolicy {
    */
   async #timedWait<T>(clock: TransferClock, read: Promise<T>): Promise<T> {
     clock.begin(coarseNow());
-    const wait: BodyWait = { clock, cancel: () => {} };
-    const cancelled = new Promise<never>((_, reject) => (wait.cancel = reject));
-    // Made on the first body wait: most connections never wait on a body.
-    const waits = this.#bodyWaits ??= new Set();
-    waits.add(wait);
+    const cancelled = new Promise<never>((_, reject) => (this.#cancelBodyWait = reject));
     try {
       return await Promise.race([read, cancelled]);
     } finally {
-      waits.delete(wait);
-      // Another read of the body still waiting on the client keeps its clock running.
-      if (!this.#waitsOn(clock)) clock.end(coarseNow(), 0);
+      this.#cancelBodyWait = null;
+      clock.end(coarseNow(), 0);
     }
-  }
-
-  #waitsOn(clock: TransferClock): boolean {
-    for (const wait of this.#bodyWaits ?? []) if (wait.clock === clock) return true;
-    return false;
   }
 
   /** A read of the socket into `view`; null at its end (which also fires the signal). */
@@ -509,11 +490,11 @@ export class Connection implements ClosePolicy {
     }
     if (this.#ended) return null;
     if (!appOwned) return await this.#waitBody(this.#readSocket(dest));
-    this.#readsIntoApp++;
+    this.#readingIntoApp = true;
     try {
       return await this.#waitBody(this.#readSocket(dest));
     } finally {
-      this.#readsIntoApp--;
+      this.#readingIntoApp = false;
     }
   }
 

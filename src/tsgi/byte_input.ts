@@ -16,7 +16,7 @@ export abstract class ByteInput implements Input {
   /** At most `max` bytes of the source's next chunk; null at the end of the body. */
   protected abstract next(max: number): Promise<Uint8Array | null>;
 
-  /** Whether bytes taken from the source still wait to be read. */
+  /** How many bytes taken from the source still wait to be read. */
   protected get pendingBytes(): number {
     return this.#pending.length;
   }
@@ -147,7 +147,7 @@ export abstract class ByteInput implements Input {
    * piece was cut to a size): they come after it, not instead of it.
    */
   #unread(rest: Uint8Array): void {
-    this.#pending = this.#pending.length === 0 ? rest : joined(rest, this.#pending);
+    this.#pending = this.#pending.length === 0 ? rest : concat([rest, this.#pending]);
   }
 
   /**
@@ -155,7 +155,7 @@ export abstract class ByteInput implements Input {
    * already be pending (reads at once, an app's mistake, each took a piece): these come after.
    */
   protected keep(rest: Uint8Array): void {
-    this.#pending = this.#pending.length === 0 ? rest : joined(this.#pending, rest);
+    this.#pending = this.#pending.length === 0 ? rest : concat([this.#pending, rest]);
   }
 
   /** At most `max` of the pending bytes, taken; null when none are. */
@@ -163,13 +163,6 @@ export abstract class ByteInput implements Input {
     if (this.#pending.length === 0) return null;
     return this.#take(max) as Uint8Array;
   }
-}
-
-function joined(first: Uint8Array, second: Uint8Array): Uint8Array {
-  const both = new Uint8Array(first.length + second.length);
-  both.set(first);
-  both.set(second, first.length);
-  return both;
 }
 
 /**

@@ -105,7 +105,7 @@ export class RequestInput extends ByteInput {
   /** Where small chunks are gathered into one piece, reused from read to read. */
   #gatherScratch: Uint8Array | null = null;
   /**
-   * A read of the body is reaching the connection; others wait their turn (#takeTurn). Two at
+   * A read of the body is reaching the connection; others wait their turn (#awaitTurn). Two at
    * once (an app's mistake) would each size a socket read by the same remaining count, and
    * together read past the body's end, into the next request.
    */
@@ -208,14 +208,8 @@ export class RequestInput extends ByteInput {
    */
   override async readInto(buf: Uint8Array): Promise<number> {
     checkReadInto(buf);
+    if (!this.#canReadIntoApp()) return super.readInto(buf);
     const source = this.#source;
-    if (
-      this.#remaining === 0 || this.#decoder !== null || this.#continuePending ||
-      this.#failure !== null || this.pendingBytes > 0 || source.start !== source.end ||
-      !source.canReadIntoApp || this.#inTurn
-    ) {
-      return super.readInto(buf);
-    }
     const dest = buf.length > this.#remaining ? buf.subarray(0, this.#remaining) : buf;
     let n: number | null;
     this.#inTurn = true;
@@ -233,6 +227,14 @@ export class RequestInput extends ByteInput {
     this.#remaining -= n;
     if (this.#remaining === 0) this.#done = true;
     return n;
+  }
+
+  /** Whether readInto() may read the socket into the app's array: nothing else is due first. */
+  #canReadIntoApp(): boolean {
+    const source = this.#source;
+    return this.#decoder === null && this.#remaining > 0 && !this.#continuePending &&
+      this.#failure === null && this.pendingBytes === 0 && source.start === source.end &&
+      source.canReadIntoApp && !this.#inTurn;
   }
 
   /** `n` body bytes (the ones taken and not read first) as one array; more are kept. */
