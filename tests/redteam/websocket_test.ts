@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type { App } from "../../src/tsgi/types.ts";
 import type { ServerWebSocket } from "../../src/server/websocket.ts";
-import { isolateMemory, withServer } from "../support/server.ts";
+import { closeQuietly, isolateMemory, withServer } from "../support/server.ts";
 
 const HANDSHAKE = new TextEncoder().encode(
   "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
@@ -39,14 +39,6 @@ async function sendEmptyFrames(conn: Deno.Conn, b0: number, count: number): Prom
   const chunk = new Uint8Array(6 * per);
   for (let i = 0; i < per; i++) chunk.set([b0, 0x80, 1, 2, 3, 4], i * 6);
   for (let sent = 0; sent < count; sent += per) await writeAll(conn, chunk);
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Closed by the server.
-  }
 }
 
 Deno.test({

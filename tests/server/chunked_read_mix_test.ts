@@ -4,8 +4,7 @@
 
 import assert from "node:assert/strict";
 import type { App, Input } from "../../src/tsgi/types.ts";
-import { bytes, concat, parseResponses } from "../support/server.ts";
-import { withServer } from "../support/server.ts";
+import { bytes, closeQuietly, concat, parseResponses, withServer } from "../support/server.ts";
 
 /** A small deterministic generator (mulberry32), so that a failure can be replayed. */
 function random(seed: number): () => number {
@@ -130,11 +129,7 @@ async function exchange(port: number, wire: Uint8Array, cuts: number[]): Promise
   const bound = new Promise<"hung">((resolve) => (timer = setTimeout(resolve, 5000, "hung")));
   const ended = await Promise.race([reading, bound]);
   clearTimeout(timer);
-  try {
-    conn.close();
-  } catch {
-    // Closed by the server.
-  }
+  closeQuietly(conn);
   await reading;
   if (ended === "hung") throw new Error("no answer within 5 s");
   return new TextDecoder("latin1").decode(concat(received));

@@ -9,9 +9,11 @@ import type { ServeOptions } from "../../src/server/serve.ts";
 import { hasOpenssl, makeCertificate } from "../support/tls.ts";
 import {
   bytes,
+  closeQuietly,
   concat,
   parseResponses,
   rawExchange,
+  readUntilClose,
   waitFor,
   withServer,
 } from "../support/server.ts";
@@ -157,32 +159,6 @@ Deno.test({
   },
 });
 
-/** Reads until the server closes, or `deadlineMs` passes (then closes); what came, as text. */
-async function readAll(conn: Deno.Conn, deadlineMs = 5000): Promise<string> {
-  const chunks: Uint8Array[] = [];
-  const buf = new Uint8Array(64 * 1024);
-  // A server that never answers must fail the test, not hang it: closing ends the read.
-  const timer = setTimeout(() => conn.close(), deadlineMs);
-  try {
-    while (true) {
-      const n = await conn.read(buf).catch(() => null);
-      if (n === null) break;
-      chunks.push(buf.slice(0, n));
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  return new TextDecoder("latin1").decode(concat(chunks));
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // readAll() closed it at its deadline.
-  }
-}
-
 /** One way an app reads (part of) a body: what it got, as text. */
 type BodyRead = (input: Required<Input>) => Promise<string>;
 const latin1 = new TextDecoder("latin1");
@@ -228,7 +204,7 @@ for (const [first, second] of PAIRS) {
       await conn.write(
         bytes("0123456789GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
       );
-      const responses = parseResponses(await readAll(conn));
+      const responses = parseResponses(latin1.decode(await readUntilClose(conn)));
       closeQuietly(conn);
       assert.equal(seen.join("").length, 10, `the body read, and nothing past it: ${seen}`);
       assert.deepEqual([...seen.join("")].sort().join(""), "0123456789");
@@ -254,7 +230,7 @@ Deno.test("readInto() and read() at once on a stalled body: both fail with 408, 
     await conn.write(bytes("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"));
     await bothReading;
     await conn.write(bytes("01234"));
-    const [response] = parseResponses(await readAll(conn, 10_000));
+    const [response] = parseResponses(latin1.decode(await readUntilClose(conn, 10_000)));
     closeQuietly(conn);
     assert.equal(response?.status, 408);
   }, { bodyTimeout: 0.5, logLevel: "info" });

@@ -12,7 +12,7 @@ import { upgradeWebSocket } from "../../src/app/websocket.ts";
 import type { App } from "../../src/tsgi/types.ts";
 import type { ServerWebSocket } from "../../src/server/websocket.ts";
 import type { ServeOptions } from "../../src/server/serve.ts";
-import { withServer } from "../support/server.ts";
+import { closeQuietly, readUntilClose, withServer } from "../support/server.ts";
 import {
   type ClientPlan,
   deflateClient,
@@ -161,25 +161,14 @@ function handshake(extensions: string | null): Uint8Array {
  */
 async function exchange(port: number, extensions: string | null, frames: Uint8Array[]) {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const deadline = setTimeout(() => closeQuietly(conn), 5000);
-  const received: number[] = [];
-  const reading = (async () => {
-    const buf = new Uint8Array(64 * 1024);
-    for (;;) {
-      const n = await conn.read(buf).catch(() => null);
-      if (n === null) return;
-      received.push(...buf.subarray(0, n));
-    }
-  })();
+  const reading = readUntilClose(conn, 5000);
   const writeAll = async (bytes: Uint8Array) => {
     for (let done = 0; done < bytes.length;) done += await conn.write(bytes.subarray(done));
   };
   await writeAll(handshake(extensions)).catch(() => {});
   for (const frame of frames) await writeAll(frame).catch(() => {});
-  await reading;
-  clearTimeout(deadline);
+  const all = await reading;
   closeQuietly(conn);
-  const all = Uint8Array.from(received);
   const latin1 = new TextDecoder("latin1").decode(all);
   const end = latin1.indexOf("\r\n\r\n") + 4;
   return {
@@ -187,14 +176,6 @@ async function exchange(port: number, extensions: string | null, frames: Uint8Ar
     rest: latin1.slice(end),
     code: closeCode(all.subarray(end)),
   };
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Closed already.
-  }
 }
 
 /** The code of the first close frame among the server's (unmasked) frames; 0 for none. */

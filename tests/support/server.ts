@@ -70,15 +70,7 @@ export async function rawExchange(
   deadlineMs = 5000,
 ): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  const received: Uint8Array[] = [];
-  const reading = (async () => {
-    const buf = new Uint8Array(64 * 1024);
-    while (true) {
-      const n = await conn.read(buf).catch(() => null);
-      if (n === null) return;
-      received.push(buf.slice(0, n));
-    }
-  })();
+  const reading = readUntilClose(conn, deadlineMs);
   try {
     for (const piece of pieces) {
       // A write may take part of a large piece: the rest follows, unless the server closed.
@@ -87,19 +79,38 @@ export async function rawExchange(
         n = await conn.write(all.subarray(at)).catch(() => 0);
       }
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));
-    await Promise.race([reading, timeout]);
-    clearTimeout(timer);
+    return decoder.decode(await reading);
   } finally {
-    try {
-      conn.close();
-    } catch {
-      // The server closed first.
-    }
-    await reading;
+    closeQuietly(conn);
   }
-  return decoder.decode(concat(received));
+}
+
+/**
+ * Reads `conn` until the peer closes it, or until `deadlineMs` passes, when it is closed (which
+ * ends the read): a silent server fails the caller's assertions instead of hanging the test.
+ * Everything received, as one array.
+ */
+export async function readUntilClose(conn: Deno.Conn, deadlineMs = 5000): Promise<Uint8Array> {
+  const received: Uint8Array[] = [];
+  const buf = new Uint8Array(64 * 1024);
+  const timer = setTimeout(() => closeQuietly(conn), deadlineMs);
+  try {
+    for (let n; (n = await conn.read(buf).catch(() => null)) !== null;) {
+      received.push(buf.slice(0, n));
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return concat(received);
+}
+
+/** Closes `conn`, which the peer or a deadline may have closed already. */
+export function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Closed already.
+  }
 }
 
 /** The parts as one array. */

@@ -159,7 +159,8 @@ Deno.test("tsgi.input: any mix of reads, one at a time or two at once, gives the
     fc.asyncProperty(scenario, async ({ length, chunks, cuts, ops, together }) => {
       const body = new Uint8Array(length);
       for (let i = 0; i < length; i++) body[i] = (i * 31 + (i >> 8)) % 251;
-      const source = new CutSource(wireOf(body, chunks), cuts);
+      const wire = wireOf(body, chunks);
+      const source = new CutSource(wire, cuts);
       const input = new RequestInput(source, headOf(length, chunks !== null), 1 << 30, LIMITS);
       const got: Uint8Array[] = [];
       // The app's reads in turn; with `together`, two of them at a time (an app's mistake).
@@ -182,7 +183,7 @@ Deno.test("tsgi.input: any mix of reads, one at a time or two at once, gives the
       assert.equal(input.finished, true);
       assert.equal(
         source.taken,
-        wireOf(body, chunks).length - NEXT.length,
+        wire.length - NEXT.length,
         "the next request is whole",
       );
     }),
